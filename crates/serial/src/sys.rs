@@ -1,0 +1,131 @@
+//! Safe wrappers around the Linux tty ioctls that neither std nor nix offer:
+//! `termios2` (arbitrary baud rates), modem lines, break, exclusive mode and
+//! RS-485. All `unsafe` of the crate is in this module, one ioctl per block.
+//!
+//! Each wrapper borrows the descriptor for the duration of the call, so the
+//! descriptor is always open, and passes a pointer to a local of exactly the
+//! type the ioctl reads or writes.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// `struct serial_rs485` from `<linux/serial.h>` (32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SerialRs485 {
+    pub flags: u32,
+    pub delay_rts_before_send: u32,
+    pub delay_rts_after_send: u32,
+    pub padding: [u32; 5],
+}
+
+pub(crate) const SER_RS485_ENABLED: u32 = 1 << 0;
+pub(crate) const SER_RS485_RTS_ON_SEND: u32 = 1 << 1;
+pub(crate) const SER_RS485_RTS_AFTER_SEND: u32 = 1 << 2;
+pub(crate) const SER_RS485_RX_DURING_TX: u32 = 1 << 4;
+/// Linux 6.8+; older kernels clear unknown flags with a warning.
+pub(crate) const SER_RS485_MODE_RS422: u32 = 1 << 9;
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A zeroed `termios2`.
+pub(crate) fn termios2_zeroed() -> libc::termios2 {
+    // SAFETY: termios2 is a C struct of integers and an integer array, for
+    // which all-zero bytes are a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// `TCGETS2`: the terminal settings with the real baud rates.
+pub(crate) fn tcgets2(fd: BorrowedFd<'_>) -> io::Result<libc::termios2> {
+    let mut t = termios2_zeroed();
+    // SAFETY: TCGETS2 writes one struct termios2 through the pointer, which
+    // points to a live local of that type.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TCGETS2, &mut t) })?;
+    Ok(t)
+}
+
+/// `TCSETS2`: set the terminal settings now, without draining output.
+pub(crate) fn tcsets2(fd: BorrowedFd<'_>, t: &libc::termios2) -> io::Result<()> {
+    // SAFETY: TCSETS2 reads one struct termios2 through the pointer, which
+    // points to a live value of that type.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TCSETS2, t) })
+}
+
+/// An ioctl without argument: `TIOCEXCL`, `TIOCNXCL`, `TIOCSBRK`, `TIOCCBRK`.
+pub(crate) fn ioctl_no_arg(fd: BorrowedFd<'_>, request: libc::Ioctl) -> io::Result<()> {
+    debug_assert!(matches!(
+        request,
+        libc::TIOCEXCL | libc::TIOCNXCL | libc::TIOCSBRK | libc::TIOCCBRK
+    ));
+    // SAFETY: the requests allowed here take no argument and touch no user
+    // memory.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), request) })
+}
+
+/// `TIOCMGET`: the `TIOCM_*` bits of the modem lines.
+pub(crate) fn tiocmget(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    let mut bits: libc::c_int = 0;
+    // SAFETY: TIOCMGET writes one int through the pointer to a live local.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCMGET, &mut bits) })?;
+    Ok(bits)
+}
+
+/// `TIOCMBIS` (set) or `TIOCMBIC` (clear) the given `TIOCM_*` bits.
+pub(crate) fn tiocm_set(fd: BorrowedFd<'_>, on: bool, bits: libc::c_int) -> io::Result<()> {
+    let request = if on { libc::TIOCMBIS } else { libc::TIOCMBIC };
+    // SAFETY: TIOCMBIS/TIOCMBIC read one int through the pointer to a live
+    // local.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), request, &bits) })
+}
+
+/// `TIOCGRS485`: the driver's RS-485 configuration.
+pub(crate) fn get_rs485(fd: BorrowedFd<'_>) -> io::Result<SerialRs485> {
+    let mut conf = SerialRs485::default();
+    // SAFETY: TIOCGRS485 writes one struct serial_rs485, which SerialRs485
+    // mirrors with #[repr(C)], through the pointer to a live local.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGRS485, &mut conf) })?;
+    Ok(conf)
+}
+
+/// `TIOCSRS485`: set the RS-485 configuration; the driver writes back what
+/// it actually applied.
+pub(crate) fn set_rs485(fd: BorrowedFd<'_>, conf: &mut SerialRs485) -> io::Result<()> {
+    // SAFETY: TIOCSRS485 reads and writes back one struct serial_rs485 through
+    // the pointer to a live, exclusively borrowed value of the mirrored type.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSRS485, conf as *mut SerialRs485) })
+}
+
+/// Registers a tty file with the current tokio reactor.
+pub(crate) fn register_async(
+    file: std::fs::File,
+) -> io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(io::Error::other(
+            "serial devices must be opened inside a tokio runtime",
+        ));
+    }
+    // SAFETY: the File owns its descriptor, which stays open until the File
+    // is dropped, and the AsyncFd owns the File and drops it only when it is
+    // dropped itself. A File never changes the descriptor it returns from
+    // as_raw_fd.
+    let registered = unsafe { tokio::io::unix::AsyncFd::register(file) };
+    Ok(registered?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_rs485_has_the_kernel_size() {
+        assert_eq!(std::mem::size_of::<SerialRs485>(), 32);
+    }
+}
