@@ -1,1 +1,25 @@
-//! placeholder
+//! Sans-IO protocol codecs for ttyward.
+//!
+//! This crate turns bytes into events and events into bytes, and keeps the
+//! protocol state in between. It covers:
+//!
+//! * [`telnet`]: the Telnet byte stream (RFC 854), option negotiation
+//!   (RFC 855 with the RFC 1143 "Q method"), IAC escaping.
+//! * [`rfc2217`]: the COM-PORT-OPTION (RFC 2217) sub-commands and a server
+//!   session that pyserial's `rfc2217://` client can open.
+//! * [`packing`]: NPort data packing for the serial → network direction
+//!   (packet length, delimiters, force transmit).
+//!
+//! What it does **not** do: no sockets, no tokio, no reading of the clock.
+//! Callers feed received bytes in, collect bytes to send from `out` buffers,
+//! and pass the current time as a [`std::time::Instant`] where timing
+//! matters. Nothing in here panics on input from the network: the
+//! [`fuzzing`] bodies exercise every parser with arbitrary bytes, both under
+//! `cargo test` and under `cargo fuzz`.
+
+pub mod packing;
+pub mod rfc2217;
+pub mod telnet;
+
+#[doc(hidden)]
+pub mod fuzzing;
