@@ -1,0 +1,342 @@
+//! Typed configuration of the data plane.
+//!
+//! Two stages, as in ripgrep's `lowargs`/`hiargs`: a document (TOML from a
+//! file, JSON from the API or the store) is first read into a generic
+//! `serde_json::Value`, then [`Config::from_value`] walks it once, checks
+//! every field and builds the typed model below, collecting *all* problems
+//! with their field paths. The typed model serialises back to the same shape
+//! ([`Config::to_value`]), which is what the daemon persists.
+//!
+//! Defaults are the NPort 6000's (`spec/nport-operation-modes.md`): 115200
+//! 8N1 with RTS/CTS flow control, TCP port 4000 + port number, max connection
+//! 1, TCP alive check 7 minutes, inactivity off, packing off.
+//!
+//! Deliberate deviation from the NPort: "ignore jammed IP" is not a switch.
+//! A slow session never stalls the other sessions or the device; it is
+//! dropped when it has not taken data for `sessions.jam_timeout_ms` or its
+//! queue exceeds `sessions.queue_bytes` (see the engine's `outbox` module).
+
+mod error;
+mod validate;
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use ttyward_serial::{DeviceSpec, SerialSettings};
+
+pub use error::{ConfigError, FieldError};
+
+/// Highest port number ttyward accepts (the largest NPort has 32 ports; a
+/// Linux host can have more adapters).
+pub const MAX_PORTS: u16 = 256;
+/// NPort 6000 "Max connection" range is 1–8; more may be configured.
+pub const MAX_CONNECTIONS: u16 = 64;
+/// TCP client mode: at most four destinations, as on the NPort.
+pub const MAX_TCP_DESTINATIONS: usize = 4;
+/// UDP mode: at most four destination ranges of at most 64 addresses each.
+pub const MAX_UDP_RANGES: usize = 4;
+/// Addresses in one UDP destination range.
+pub const MAX_UDP_RANGE_LEN: u128 = 64;
+/// Longest port alias (NPort: 16 characters).
+pub const MAX_ALIAS_CHARS: usize = 16;
+
+/// The whole data-plane configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    /// Serial ports, in port-number order, numbers unique.
+    pub ports: Vec<PortConfig>,
+}
+
+/// One serial port: the device, its line settings and how it is served.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PortConfig {
+    /// 1-based port number; TCP defaults derive from it.
+    pub number: u16,
+    /// Free text shown in the UI, at most 16 characters.
+    pub alias: String,
+    /// Which device backs the port: a tty path or a simulated device.
+    #[serde(serialize_with = "serialize_display")]
+    pub device: DeviceSpec,
+    /// Line settings applied when the device is opened.
+    pub serial: SerialSettings,
+    /// Serial → network data packing.
+    pub packing: Packing,
+    /// Slow-session policy.
+    pub sessions: SessionPolicy,
+    /// How the port is reached from the network.
+    pub mode: OperationMode,
+}
+
+/// NPort data packing (serial → network only).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct Packing {
+    /// 0 = off; 1–1024 = send every this many bytes.
+    pub length: u16,
+    /// First delimiter byte, if enabled.
+    pub delimiter1: Option<u8>,
+    /// Second delimiter byte (only with the first; the two in sequence).
+    pub delimiter2: Option<u8>,
+    /// What happens to the delimiter.
+    pub delimiter_process: DelimiterProcess,
+    /// Send what is buffered after the line was idle this long; 0 = off.
+    pub force_transmit_ms: u16,
+}
+
+/// What to do with a delimiter once it is seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DelimiterProcess {
+    /// Send the buffer including the delimiter.
+    #[default]
+    DoNothing,
+    /// Wait for one more byte, then send.
+    PlusOne,
+    /// Wait for two more bytes, then send.
+    PlusTwo,
+    /// Send the buffer without the delimiter.
+    Strip,
+}
+
+impl Packing {
+    /// The sans-IO packer's form of these settings.
+    pub fn to_proto(&self) -> ttyward_proto::packing::PackingConfig {
+        use ttyward_proto::packing::DelimiterProcess as P;
+        ttyward_proto::packing::PackingConfig {
+            length: self.length,
+            delimiter1: self.delimiter1,
+            delimiter2: self.delimiter2,
+            process: match self.delimiter_process {
+                DelimiterProcess::DoNothing => P::DoNothing,
+                DelimiterProcess::PlusOne => P::PlusOne,
+                DelimiterProcess::PlusTwo => P::PlusTwo,
+                DelimiterProcess::Strip => P::Strip,
+            },
+            force_transmit_ms: self.force_transmit_ms,
+        }
+    }
+}
+
+/// What happens to a network session that does not keep up with the device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionPolicy {
+    /// Bytes of device output queued for one session before it is dropped.
+    pub queue_bytes: u32,
+    /// A session that has not taken any queued data for this long is dropped.
+    pub jam_timeout_ms: u32,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            queue_bytes: 1 << 20,
+            jam_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// The NPort operation mode of a port, with that mode's parameters.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum OperationMode {
+    /// The port is closed and nothing listens.
+    Disabled,
+    /// Raw TCP; clients connect to us.
+    TcpServer(TcpServerMode),
+    /// Raw TCP; we connect to up to four destinations.
+    TcpClient(TcpClientMode),
+    /// Datagrams both ways.
+    Udp(UdpMode),
+    /// Telnet with the COM-PORT-OPTION (RFC 2217).
+    Rfc2217(Rfc2217Mode),
+}
+
+impl OperationMode {
+    /// The name used in documents (`tcp-server`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperationMode::Disabled => "disabled",
+            OperationMode::TcpServer(_) => "tcp-server",
+            OperationMode::TcpClient(_) => "tcp-client",
+            OperationMode::Udp(_) => "udp",
+            OperationMode::Rfc2217(_) => "rfc2217",
+        }
+    }
+}
+
+/// TCP Server mode (NPort manual 7-8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TcpServerMode {
+    /// Addresses to listen on; default all IPv4 and IPv6 addresses.
+    pub bind: Vec<IpAddr>,
+    /// Local TCP port; default 4000 + port number; 0 = any free port.
+    pub local_port: u16,
+    /// Simultaneous clients, 1–64 (NPort: 1–8); default 1.
+    pub max_connections: u16,
+    /// TCP keep-alive: drop a dead peer after this many minutes; 0 = off.
+    pub alive_check_min: u8,
+    /// Close a connection idle this long (ms) in both directions; 0 = off.
+    pub inactivity_ms: u16,
+}
+
+/// RFC 2217 mode (NPort manual 7-7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rfc2217Mode {
+    /// Addresses to listen on; default all IPv4 and IPv6 addresses.
+    pub bind: Vec<IpAddr>,
+    /// Local TCP port; default 4000 + port number; 0 = any free port.
+    pub local_port: u16,
+    /// Simultaneous clients; default 1 (the client controls the line).
+    pub max_connections: u16,
+    /// TCP keep-alive in minutes; 0 = off.
+    pub alive_check_min: u8,
+}
+
+/// TCP Client mode (NPort manual 7-14).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TcpClientMode {
+    /// One to four hosts to connect to.
+    pub destinations: Vec<TcpDestination>,
+    /// When to connect.
+    pub connect_on: ConnectOn,
+    /// When to disconnect.
+    pub disconnect_on: DisconnectOn,
+    /// TCP keep-alive in minutes; 0 = off.
+    pub alive_check_min: u8,
+    /// Idle time (ms) for `disconnect_on = inactivity`; 0 = off.
+    pub inactivity_ms: u16,
+    /// First reconnect delay after a failed or lost connection (ms).
+    pub reconnect_min_ms: u32,
+    /// Longest reconnect delay; the delay doubles up to this (ms).
+    pub reconnect_max_ms: u32,
+}
+
+/// A TCP client destination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TcpDestination {
+    /// IP address or host name (at most 253 characters).
+    pub host: String,
+    /// Destination TCP port.
+    pub port: u16,
+    /// Designated local (source) port; none = any.
+    pub local_port: Option<u16>,
+}
+
+/// TCP client: the event that opens the connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectOn {
+    /// As soon as the port starts, and again whenever a connection is lost.
+    #[default]
+    Startup,
+    /// When the device sends its first byte.
+    AnyCharacter,
+    /// When DSR goes on.
+    DsrOn,
+    /// When DCD goes on.
+    DcdOn,
+}
+
+/// TCP client: the event that closes the connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisconnectOn {
+    /// Never (the peer or the network may still close it).
+    #[default]
+    None,
+    /// After `inactivity_ms` without data either way.
+    Inactivity,
+    /// When DSR goes off.
+    DsrOff,
+    /// When DCD goes off.
+    DcdOff,
+}
+
+/// UDP mode (NPort manual 7-15).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UdpMode {
+    /// Addresses to receive on; default all IPv4 and IPv6 addresses.
+    pub bind: Vec<IpAddr>,
+    /// Local listen port; default 4000 + port number; 0 = any free port.
+    pub local_port: u16,
+    /// Where serial frames are sent: up to four address ranges.
+    pub destinations: Vec<UdpRange>,
+}
+
+/// A range of destination addresses (at most 64) sharing one UDP port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UdpRange {
+    /// First address.
+    pub begin: IpAddr,
+    /// Last address (same family, not before `begin`).
+    pub end: IpAddr,
+    /// Destination UDP port.
+    pub port: u16,
+}
+
+impl UdpRange {
+    /// Every address of the range, in order.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        match (self.begin, self.end) {
+            (IpAddr::V4(b), IpAddr::V4(e)) => (u32::from(b)..=u32::from(e))
+                .map(|a| IpAddr::V4(a.into()))
+                .collect(),
+            (IpAddr::V6(b), IpAddr::V6(e)) => (u128::from(b)..=u128::from(e))
+                .map(|a| IpAddr::V6(a.into()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The default listen addresses: every IPv4 and every IPv6 address.
+pub fn default_bind() -> Vec<IpAddr> {
+    vec![IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])]
+}
+
+/// The NPort default TCP/UDP port of a serial port: 4000 + its number.
+pub fn default_data_port(number: u16) -> u16 {
+    4000u16.saturating_add(number)
+}
+
+/// NPort serial defaults: 115200 8N1, RTS/CTS flow control, RS-232.
+pub fn nport_serial_defaults() -> SerialSettings {
+    SerialSettings {
+        flow: ttyward_serial::FlowControl::RtsCts,
+        ..SerialSettings::default()
+    }
+}
+
+impl Config {
+    /// Validate a generic document (from TOML or JSON) into the typed model.
+    pub fn from_value(value: &serde_json::Value) -> Result<Config, ConfigError> {
+        validate::config(value)
+    }
+
+    /// Parse and validate a TOML document.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let value: serde_json::Value =
+            toml::from_str(text).map_err(|e| ConfigError::syntax(e.to_string()))?;
+        Config::from_value(&value)
+    }
+
+    /// The document form of this configuration (what [`Config::from_value`] reads).
+    pub fn to_value(&self) -> serde_json::Value {
+        // Serialising plain data with derived impls cannot fail.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The port with this number.
+    pub fn port(&self, number: u16) -> Option<&PortConfig> {
+        self.ports.iter().find(|p| p.number == number)
+    }
+}
+
+fn serialize_display<S: serde::Serializer, T: std::fmt::Display>(
+    v: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+#[cfg(test)]
+mod tests;

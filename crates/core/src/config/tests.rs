@@ -1,0 +1,151 @@
+use serde_json::json;
+use ttyward_serial::{FlowControl, Parity};
+
+use super::*;
+
+fn paths(err: &ConfigError) -> Vec<&str> {
+    err.errors.iter().map(|e| e.path.as_str()).collect()
+}
+
+#[test]
+fn fills_nport_defaults() {
+    let c = Config::from_toml(
+        r#"
+        [[ports]]
+        device = "sim:echo"
+        mode = { type = "tcp-server" }
+        "#,
+    )
+    .expect("valid");
+    let p = &c.ports[0];
+    assert_eq!(p.number, 1);
+    assert_eq!(p.serial.baud.get(), 115_200);
+    assert_eq!(p.serial.flow, FlowControl::RtsCts);
+    assert_eq!(p.packing, Packing::default());
+    let OperationMode::TcpServer(m) = &p.mode else {
+        panic!("not tcp-server: {:?}", p.mode)
+    };
+    assert_eq!(
+        (
+            m.local_port,
+            m.max_connections,
+            m.alive_check_min,
+            m.inactivity_ms
+        ),
+        (4001, 1, 7, 0)
+    );
+    assert_eq!(m.bind, default_bind());
+}
+
+#[test]
+fn reports_every_bad_field_with_its_path() {
+    let err = Config::from_toml(
+        r#"
+        [[ports]]
+        device = "sim:echo"
+        serial = { baud = 10, parity = "purple" }
+        packing = { length = 2000 }
+        mode = { type = "tcp-server", max_connections = 0, colour = "red" }
+        "#,
+    )
+    .expect_err("five problems");
+    assert_eq!(
+        paths(&err),
+        [
+            "ports[0].serial.baud",
+            "ports[0].serial.parity",
+            "ports[0].packing.length",
+            "ports[0].mode.max_connections",
+            "ports[0].mode.colour",
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_device_and_unknown_mode_are_named() {
+    let err =
+        Config::from_value(&json!({"ports": [{"mode": {"type": "modem"}}]})).expect_err("bad");
+    assert_eq!(paths(&err), ["ports[0].device", "ports[0].mode.type"]);
+}
+
+#[test]
+fn round_trips_through_the_document_form() {
+    let c = Config::from_toml(
+        r#"
+        [[ports]]
+        number = 3
+        alias = "meter"
+        device = "/dev/ttyUSB0"
+        serial = { baud = 19200, parity = "even", data_bits = 7, stop_bits = 2, flow = "none" }
+        packing = { delimiter1 = "0d", delimiter2 = 10, delimiter_process = "strip", force_transmit_ms = 50 }
+        mode = { type = "tcp-client", destinations = [{ host = "10.0.0.5", port = 502, local_port = 5011 }], connect_on = "any-character", disconnect_on = "inactivity", inactivity_ms = 3000 }
+
+        [[ports]]
+        number = 4
+        device = "sim:modbus"
+        mode = { type = "udp", destinations = [{ begin = "127.0.0.1", end = "127.0.0.3", port = 5000 }] }
+
+        [[ports]]
+        number = 5
+        device = "sim:console"
+        mode = { type = "rfc2217", bind = ["127.0.0.1", "::1"] }
+        "#,
+    )
+    .expect("valid");
+    assert_eq!(c.ports[0].serial.parity, Parity::Even);
+    assert_eq!(c.ports[0].packing.delimiter1, Some(0x0d));
+    let again = Config::from_value(&c.to_value()).expect("own output is valid");
+    assert_eq!(again, c);
+}
+
+#[test]
+fn rejects_duplicate_numbers_and_port_clashes() {
+    let err = Config::from_value(&json!({"ports": [
+        {"number": 1, "device": "sim:echo", "mode": {"type": "tcp-server", "local_port": 5000}},
+        {"number": 1, "device": "sim:echo", "mode": {"type": "rfc2217", "local_port": 5000}},
+    ]}))
+    .expect_err("clash");
+    assert_eq!(paths(&err), ["ports[1].number", "ports[1].mode.local_port"]);
+}
+
+#[test]
+fn ipv4_and_ipv6_wildcards_do_not_clash() {
+    let c = Config::from_value(&json!({"ports": [
+        {"number": 1, "device": "sim:echo", "mode": {"type": "tcp-server", "local_port": 5000, "bind": ["0.0.0.0"]}},
+        {"number": 2, "device": "sim:echo", "mode": {"type": "tcp-server", "local_port": 5000, "bind": ["::1"]}},
+    ]}));
+    assert!(c.is_ok(), "{c:?}");
+}
+
+#[test]
+fn refuses_connection_control_pairs_the_nport_does_not_have() {
+    let err = Config::from_value(&json!({"ports": [{"device": "sim:echo", "mode": {
+        "type": "tcp-client", "destinations": [{"host": "h", "port": 1}],
+        "connect_on": "startup", "disconnect_on": "dsr-off"}}]}))
+    .expect_err("bad pair");
+    assert_eq!(paths(&err), ["ports[0].mode.disconnect_on"]);
+}
+
+#[test]
+fn limits_udp_ranges_to_64_addresses() {
+    let err = Config::from_value(&json!({"ports": [{"device": "sim:echo", "mode": {
+        "type": "udp", "destinations": [{"begin": "10.0.0.1", "end": "10.0.1.1", "port": 9}]}}]}))
+    .expect_err("too long");
+    assert_eq!(paths(&err), ["ports[0].mode.destinations[0].end"]);
+    let r = UdpRange {
+        begin: "10.0.0.254".parse().expect("address"),
+        end: "10.0.1.1".parse().expect("address"),
+        port: 9,
+    };
+    assert_eq!(r.addresses().len(), 4);
+}
+
+#[test]
+fn delimiter2_needs_delimiter1() {
+    let err = Config::from_value(
+        &json!({"ports": [{"device": "sim:echo", "packing": {"delimiter2": "0a"}}]}),
+    )
+    .expect_err("bad");
+    assert_eq!(paths(&err), ["ports[0].packing.delimiter2"]);
+}

@@ -1,0 +1,94 @@
+//! Socket set-up shared by the front-ends: listeners bound exactly where the
+//! configuration says, and per-connection options (no Nagle delay, NPort
+//! style TCP alive check).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// Bind a TCP listener. IPv6 sockets are IPv6-only so that `0.0.0.0` and
+/// `::` can be bound side by side on the same port.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Bind a UDP socket (IPv6-only for IPv6 addresses, as for TCP).
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Per-connection options: TCP_NODELAY (serial replies are small and must
+/// not wait for Nagle), and the NPort "TCP alive check": Moxa's firmware
+/// probes after 7 s idle every 3 s, with as many probes as fit in the
+/// configured minutes (at most 127), so a dead peer is noticed after about
+/// `minutes` and the port is free for the next client.
+pub fn configure_stream(stream: &TcpStream, alive_check_min: u8) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    if alive_check_min > 0 {
+        let total = 60 * u32::from(alive_check_min);
+        let probes = total.saturating_sub(7).div_ceil(3).clamp(1, 127);
+        let ka = TcpKeepalive::new()
+            .with_time(Duration::from_secs(7))
+            .with_interval(Duration::from_secs(3))
+            .with_retries(probes);
+        SockRef::from(stream).set_tcp_keepalive(&ka)?;
+    }
+    Ok(())
+}
+
+/// Write every chunk, several per system call.
+pub async fn write_chunks<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    chunks: &mut Vec<Bytes>,
+) -> io::Result<()> {
+    if let [only] = chunks.as_slice() {
+        // The common case on a quiet line: no iovec array to build.
+        w.write_all(only).await?;
+        chunks.clear();
+        return Ok(());
+    }
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<io::IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(64)
+            .map(|c| io::IoSlice::new(c))
+            .collect();
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && first < chunks.len() {
+            let len = chunks[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                bytes::Buf::advance(&mut chunks[first], n);
+                n = 0;
+            }
+        }
+    }
+    chunks.clear();
+    Ok(())
+}

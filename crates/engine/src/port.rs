@@ -1,0 +1,608 @@
+//! The port actor: one task per serial port, the only owner of its device.
+//!
+//! Front-ends never touch the device. They [`PortHandle::attach`] a
+//! [`Session`], which gives them:
+//! * an outbox of device output (every session gets every byte; see
+//!   [`crate::outbox`] for what happens to a slow one), and
+//! * a sender into the port's single inbound queue, which carries network
+//!   data *and* control requests (baud, DTR, break, ...). One queue for both
+//!   keeps them in arrival order: bytes sent before a baud change go out at
+//!   the old rate.
+//!
+//! When the device fails (USB unplug, pty closed) every session is closed
+//! with [`CloseReason::DeviceMissing`] — clients are told, not left hanging —
+//! and the actor retries opening it with exponential backoff until it is
+//! back, reporting both transitions as events.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use ttyward_core::config::{PortConfig, SessionPolicy};
+use ttyward_proto::packing::Packer;
+use ttyward_serial::{
+    BaudRate, DataBits, DeviceSpec, FlowControl, FlushDirection, ModemStatus, Parity, SerialDevice,
+    SerialError, SerialSettings, StopBits,
+};
+
+use crate::counters::{PortCounters, add};
+use crate::event::{EventKind, EventSink};
+use crate::outbox::{CloseReason, Outbox, Push};
+
+/// Largest single read from the device.
+const READ_BUF: usize = 16 * 1024;
+/// Chunks from the network waiting for the device (backpressure to TCP beyond).
+const INBOUND_QUEUE: usize = 64;
+/// How often modem inputs are sampled while someone watches them.
+const MODEM_POLL: Duration = Duration::from_millis(50);
+const REOPEN_MIN: Duration = Duration::from_millis(100);
+const REOPEN_MAX: Duration = Duration::from_secs(5);
+
+/// Whether the port's device is usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortState {
+    /// Not opened yet.
+    Starting,
+    /// Open and forwarding.
+    Open,
+    /// Could not be opened or vanished; retrying.
+    DeviceMissing {
+        /// Last error.
+        error: String,
+    },
+    /// The actor has ended.
+    Stopped,
+}
+
+/// A change to the serial line settings; `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct SerialChange {
+    pub baud: Option<BaudRate>,
+    pub data_bits: Option<DataBits>,
+    pub parity: Option<Parity>,
+    pub stop_bits: Option<StopBits>,
+    pub flow: Option<FlowControl>,
+}
+
+/// A control request from a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Change line settings.
+    Serial(SerialChange),
+    /// Set DTR.
+    Dtr(bool),
+    /// Set RTS.
+    Rts(bool),
+    /// Start or stop sending a break.
+    Break(bool),
+    /// Discard buffered data.
+    Purge(FlushDirection),
+    /// Only report the current state.
+    Query,
+}
+
+/// The port as a control request left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSnapshot {
+    /// Line settings in force.
+    pub settings: SerialSettings,
+    /// Modem lines (inputs as last sampled, outputs as set).
+    pub modem: ModemStatus,
+    /// Whether a break is being sent.
+    pub break_on: bool,
+}
+
+/// Why a control request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The device rejected the setting.
+    #[error("{0}")]
+    Serial(#[from] SerialError),
+    /// The device is not open.
+    #[error("serial device is missing")]
+    DeviceMissing,
+    /// The port actor has ended.
+    #[error("port stopped")]
+    Stopped,
+}
+
+/// Why [`PortHandle::attach`] failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    /// The device is not open now.
+    #[error("serial device missing")]
+    DeviceMissing,
+    /// The port actor has ended.
+    #[error("port stopped")]
+    Stopped,
+}
+
+enum Inbound {
+    Data(Bytes),
+    Control(Control, oneshot::Sender<Result<PortSnapshot, ControlError>>),
+}
+
+enum Command {
+    Attach(Arc<Outbox>, oneshot::Sender<Result<(), AttachError>>),
+}
+
+/// State shared by the actor and all handles.
+#[derive(Debug)]
+struct Shared {
+    number: u16,
+    device: String,
+    counters: PortCounters,
+    state: watch::Sender<PortState>,
+    modem: watch::Sender<ModemStatus>,
+    settings: Mutex<SerialSettings>,
+    drained: Arc<Notify>,
+    /// Wakes an idle actor when someone starts watching the modem lines.
+    modem_wanted: Notify,
+    policy: SessionPolicy,
+}
+
+/// The clonable side of a port actor.
+#[derive(Clone, Debug)]
+pub struct PortHandle {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<Command>,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+impl PortHandle {
+    /// Port number.
+    pub fn number(&self) -> u16 {
+        self.shared.number
+    }
+
+    /// The device as configured ("/dev/ttyUSB0", "sim:echo").
+    pub fn device(&self) -> &str {
+        &self.shared.device
+    }
+
+    /// Traffic counters.
+    pub fn counters(&self) -> &PortCounters {
+        &self.shared.counters
+    }
+
+    /// Current state.
+    pub fn state(&self) -> PortState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// Watch state changes.
+    pub fn watch_state(&self) -> watch::Receiver<PortState> {
+        self.shared.state.subscribe()
+    }
+
+    /// Line settings in force.
+    pub fn settings(&self) -> SerialSettings {
+        self.shared
+            .settings
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Watch the modem lines; the actor samples them only while watched.
+    pub fn watch_modem(&self) -> watch::Receiver<ModemStatus> {
+        let rx = self.shared.modem.subscribe();
+        self.shared.modem_wanted.notify_one();
+        rx
+    }
+
+    /// Join the port: receive all device output from now on, send data and
+    /// control requests.
+    pub async fn attach(&self, peer: SocketAddr) -> Result<Session, AttachError> {
+        let outbox = Outbox::new(
+            self.shared.policy.queue_bytes as usize,
+            self.shared.drained.clone(),
+        );
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Attach(outbox.clone(), tx))
+            .await
+            .map_err(|_| AttachError::Stopped)?;
+        rx.await.map_err(|_| AttachError::Stopped)??;
+        Ok(Session {
+            outbox,
+            inbound: self.inbound.clone(),
+            port: self.clone(),
+            peer,
+        })
+    }
+}
+
+/// One network peer's membership of a port. Dropping it leaves the port.
+#[derive(Debug)]
+pub struct Session {
+    outbox: Arc<Outbox>,
+    inbound: mpsc::Sender<Inbound>,
+    port: PortHandle,
+    peer: SocketAddr,
+}
+
+impl Session {
+    /// The port this session belongs to.
+    pub fn port(&self) -> &PortHandle {
+        &self.port
+    }
+
+    /// The network peer.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Wait for device output and move all that is queued into `into`.
+    /// Cancel-safe.
+    pub async fn recv(&self, into: &mut Vec<Bytes>) -> Result<(), CloseReason> {
+        self.outbox.pop_all(into).await
+    }
+
+    /// Write `chunks` to `w` unless the port drops this session as jammed
+    /// meanwhile (the write may never finish: the peer does not read).
+    pub async fn write_out<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        w: &mut W,
+        chunks: &mut Vec<Bytes>,
+    ) -> Result<(), String> {
+        tokio::select! {
+            r = crate::net::write_chunks(w, chunks) => r.map_err(|e| format!("write error: {e}")),
+            _ = self.outbox.jammed() => Err(CloseReason::Jammed.to_string()),
+        }
+    }
+
+    /// Queue data for the device, waiting while the port's queue is full.
+    pub async fn send(&self, data: Bytes) -> Result<(), AttachError> {
+        add(&self.port.shared.counters.net_rx_frames, 1);
+        self.inbound
+            .send(Inbound::Data(data))
+            .await
+            .map_err(|_| AttachError::Stopped)
+    }
+
+    /// Apply a control request after all data sent before it.
+    pub async fn control(&self, control: Control) -> Result<PortSnapshot, ControlError> {
+        let (tx, rx) = oneshot::channel();
+        self.inbound
+            .send(Inbound::Control(control, tx))
+            .await
+            .map_err(|_| ControlError::Stopped)?;
+        rx.await.map_err(|_| ControlError::Stopped)?
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.outbox.detach();
+    }
+}
+
+/// Start the actor of one port; it runs until `cancel` fires.
+pub fn spawn(
+    config: &PortConfig,
+    events: EventSink,
+    cancel: CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) -> PortHandle {
+    let (commands, command_rx) = mpsc::channel(16);
+    let (inbound, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let shared = Arc::new(Shared {
+        number: config.number,
+        device: config.device.to_string(),
+        counters: PortCounters::default(),
+        state: watch::channel(PortState::Starting).0,
+        modem: watch::channel(ModemStatus::default()).0,
+        settings: Mutex::new(config.serial.clone()),
+        drained: Arc::new(Notify::new()),
+        modem_wanted: Notify::new(),
+        policy: config.sessions.clone(),
+    });
+    let actor = PortActor {
+        shared: shared.clone(),
+        spec: config.device.clone(),
+        packer: (!config.packing.to_proto().is_passthrough())
+            .then(|| Packer::new(config.packing.to_proto())),
+        commands: command_rx,
+        inbound: inbound_rx,
+        outboxes: Vec::new(),
+        events,
+        cancel,
+        break_on: false,
+    };
+    tracker.spawn(actor.run());
+    PortHandle {
+        shared,
+        commands,
+        inbound,
+    }
+}
+
+struct PortActor {
+    shared: Arc<Shared>,
+    spec: DeviceSpec,
+    packer: Option<Packer>,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Receiver<Inbound>,
+    outboxes: Vec<Arc<Outbox>>,
+    events: EventSink,
+    cancel: CancellationToken,
+    break_on: bool,
+}
+
+/// Why [`PortActor::serve`] returned.
+enum Ended {
+    Stopped,
+    Lost(String),
+}
+
+impl PortActor {
+    async fn run(mut self) {
+        let number = self.shared.number;
+        let mut backoff = REOPEN_MIN;
+        let mut was_missing = false;
+        loop {
+            let settings = self.settings();
+            let error = match ttyward_serial::open(&self.spec, &settings) {
+                Ok(device) => {
+                    backoff = REOPEN_MIN;
+                    self.shared.state.send_replace(PortState::Open);
+                    self.events.emit(
+                        number,
+                        EventKind::DeviceOpened {
+                            recovered: was_missing,
+                        },
+                    );
+                    match self.serve(device).await {
+                        Ended::Stopped => break,
+                        Ended::Lost(error) => {
+                            add(&self.shared.counters.device_lost, 1);
+                            error
+                        }
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            // Report the first failure, not every retry.
+            let state = PortState::DeviceMissing {
+                error: error.clone(),
+            };
+            if *self.shared.state.borrow() != state {
+                self.events.emit(number, EventKind::DeviceMissing { error });
+                self.shared.state.send_replace(state);
+            }
+            was_missing = true;
+            self.close_all(CloseReason::DeviceMissing);
+            if !self.wait_missing(backoff).await {
+                break;
+            }
+            backoff = (backoff * 2).min(REOPEN_MAX);
+        }
+        self.close_all(CloseReason::PortStopped);
+        self.shared.state.send_replace(PortState::Stopped);
+    }
+
+    fn settings(&self) -> SerialSettings {
+        self.shared
+            .settings
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// While the device is missing: refuse attaches, fail controls, drop
+    /// network data, until it is time to retry. False when stopping.
+    async fn wait_missing(&mut self, delay: Duration) -> bool {
+        let retry = tokio::time::sleep(delay);
+        tokio::pin!(retry);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                _ = &mut retry => return true,
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Attach(_, reply)) => { let _ = reply.send(Err(AttachError::DeviceMissing)); }
+                    None => return false,
+                },
+                msg = self.inbound.recv() => match msg {
+                    Some(Inbound::Control(_, reply)) => { let _ = reply.send(Err(ControlError::DeviceMissing)); }
+                    Some(Inbound::Data(_)) => {}
+                    None => return false,
+                },
+            }
+        }
+    }
+
+    /// Forward data until the device fails or the port stops.
+    async fn serve(&mut self, device: Box<dyn SerialDevice>) -> Ended {
+        let dev = &*device;
+        let mut rbuf = vec![0u8; READ_BUF];
+        let mut pending = Bytes::new();
+        let mut frames = Vec::new();
+        let drained = self.shared.drained.clone();
+        let jam_timeout = Duration::from_millis(u64::from(self.shared.policy.jam_timeout_ms));
+        let mut jam_tick = tokio::time::interval((jam_timeout / 4).max(Duration::from_millis(25)));
+        jam_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut modem_tick = tokio::time::interval(MODEM_POLL);
+        modem_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_modem = None;
+        loop {
+            let any_behind = self.outboxes.iter().any(|o| o.is_behind());
+            let paused = any_behind && self.outboxes.iter().all(|o| o.is_behind());
+            let pack_deadline = self.packer.as_ref().and_then(Packer::poll_timeout);
+            let watched = self.shared.modem.receiver_count() > 0;
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    if let Some(p) = self.packer.as_mut() {
+                        p.flush(&mut frames);
+                        self.fanout_frames(&mut frames);
+                    }
+                    return Ended::Stopped;
+                }
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Attach(outbox, reply)) => {
+                        self.outboxes.push(outbox);
+                        let _ = reply.send(Ok(()));
+                    }
+                    None => return Ended::Stopped,
+                },
+                r = poll_fn(|cx| dev.poll_read(cx, &mut rbuf)), if !paused => match r {
+                    Ok(0) => return Ended::Lost("device closed (end of file)".into()),
+                    Ok(n) => self.forward_device_output(&rbuf[..n], &mut frames),
+                    Err(e) => return Ended::Lost(e.to_string()),
+                },
+                msg = self.inbound.recv(), if pending.is_empty() => match msg {
+                    Some(Inbound::Data(data)) => pending = data,
+                    Some(Inbound::Control(control, reply)) => {
+                        let _ = reply.send(self.control(dev, control));
+                    }
+                    None => return Ended::Stopped,
+                },
+                r = poll_fn(|cx| dev.poll_write(cx, &pending)), if !pending.is_empty() => match r {
+                    Ok(n) => {
+                        add(&self.shared.counters.device_tx_bytes, n);
+                        pending.advance(n.min(pending.len()));
+                    }
+                    Err(e) => return Ended::Lost(e.to_string()),
+                },
+                _ = drained.notified(), if paused => {}
+                _ = self.shared.modem_wanted.notified(), if !watched => {}
+                _ = sleep_until_opt(pack_deadline), if pack_deadline.is_some() => {
+                    if let Some(p) = self.packer.as_mut() {
+                        p.handle_timeout(Instant::now(), &mut frames);
+                    }
+                    self.fanout_frames(&mut frames);
+                }
+                _ = jam_tick.tick(), if any_behind => self.drop_jammed(jam_timeout),
+                _ = modem_tick.tick(), if watched => {
+                    if let Ok(status) = dev.modem_status()
+                        && last_modem != Some(status)
+                    {
+                        last_modem = Some(status);
+                        self.shared.modem.send_replace(status);
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward_device_output(&mut self, data: &[u8], frames: &mut Vec<Bytes>) {
+        add(&self.shared.counters.device_rx_bytes, data.len());
+        match self.packer.as_mut() {
+            None => self.fanout(Bytes::copy_from_slice(data)),
+            Some(p) => {
+                p.push(data, Instant::now(), frames);
+                self.fanout_frames(frames);
+            }
+        }
+    }
+
+    fn fanout_frames(&mut self, frames: &mut Vec<Bytes>) {
+        for frame in frames.drain(..) {
+            self.fanout(frame);
+        }
+    }
+
+    fn fanout(&mut self, frame: Bytes) {
+        if frame.is_empty() {
+            return;
+        }
+        let counters = &self.shared.counters;
+        if self.outboxes.is_empty() {
+            add(&counters.device_rx_discarded, frame.len());
+            return;
+        }
+        add(&counters.net_tx_frames, 1);
+        let (number, events) = (self.shared.number, &self.events);
+        self.outboxes.retain(|o| match o.push(frame.clone()) {
+            Push::Ok | Push::Behind => true,
+            Push::Closed => false,
+            Push::Overflow => {
+                o.close(CloseReason::Jammed);
+                add(&counters.sessions_jammed, 1);
+                events.emit(number, EventKind::SessionJammed);
+                false
+            }
+        });
+    }
+
+    fn drop_jammed(&mut self, timeout: Duration) {
+        let now = Instant::now();
+        let (number, events, counters) = (self.shared.number, &self.events, &self.shared.counters);
+        self.outboxes.retain(|o| {
+            if o.is_detached() {
+                return false;
+            }
+            if o.is_jammed(now, timeout) {
+                o.close(CloseReason::Jammed);
+                add(&counters.sessions_jammed, 1);
+                events.emit(number, EventKind::SessionJammed);
+                return false;
+            }
+            true
+        });
+    }
+
+    fn close_all(&mut self, reason: CloseReason) {
+        for o in self.outboxes.drain(..) {
+            o.close(reason.clone());
+        }
+    }
+
+    fn control(
+        &mut self,
+        dev: &dyn SerialDevice,
+        control: Control,
+    ) -> Result<PortSnapshot, ControlError> {
+        let lines_changed = matches!(control, Control::Dtr(_) | Control::Rts(_));
+        match control {
+            Control::Serial(change) => {
+                let mut next = self.settings();
+                next.baud = change.baud.unwrap_or(next.baud);
+                next.data_bits = change.data_bits.unwrap_or(next.data_bits);
+                next.parity = change.parity.unwrap_or(next.parity);
+                next.stop_bits = change.stop_bits.unwrap_or(next.stop_bits);
+                next.flow = change.flow.unwrap_or(next.flow);
+                if let Err(e) = dev.apply(&next) {
+                    self.events.emit(
+                        self.shared.number,
+                        EventKind::SettingRefused {
+                            error: e.to_string(),
+                        },
+                    );
+                    return Err(e.into());
+                }
+                if let Ok(mut s) = self.shared.settings.lock() {
+                    *s = next;
+                }
+            }
+            Control::Dtr(on) => dev.set_dtr(on)?,
+            Control::Rts(on) => dev.set_rts(on)?,
+            Control::Break(on) => {
+                dev.set_break(on)?;
+                self.break_on = on;
+            }
+            Control::Purge(dir) => dev.flush(dir)?,
+            Control::Query => {}
+        }
+        let modem = dev.modem_status().unwrap_or_default();
+        if lines_changed {
+            self.shared.modem.send_replace(modem);
+        }
+        Ok(PortSnapshot {
+            settings: self.settings(),
+            modem,
+            break_on: self.break_on,
+        })
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(d.into()).await;
+    }
+}

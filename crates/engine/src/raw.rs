@@ -1,0 +1,81 @@
+//! A raw TCP session: network bytes go to the device untouched and device
+//! output comes back untouched. Shared by TCP Server and TCP Client mode.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::port::Session;
+
+/// Bytes read from a socket at most per call.
+pub(crate) const NET_READ: usize = 8 * 1024;
+/// After the peer shut down its sending side (`echo cmd | nc host port`),
+/// replies still reach it until the device has been quiet this long.
+const HALF_CLOSE_LINGER: Duration = Duration::from_millis(500);
+
+/// Forward both ways until one side ends; returns why, in words.
+///
+/// `inactivity`: close when nothing moved either way for this long (NPort
+/// "inactivity time"). `stop`: an extra reason to end (e.g. DSR went off).
+pub(crate) async fn pump(
+    mut stream: TcpStream,
+    session: &Session,
+    initial: Vec<Bytes>,
+    inactivity: Option<Duration>,
+    cancel: &CancellationToken,
+    stop: impl Future<Output = &'static str>,
+) -> String {
+    let (mut rd, mut wr) = stream.split();
+    let mut chunks = initial;
+    if let Err(why) = session.write_out(&mut wr, &mut chunks).await {
+        return why;
+    }
+    let mut rbuf = BytesMut::with_capacity(NET_READ);
+    let idle = tokio::time::sleep(inactivity.unwrap_or(Duration::MAX / 4));
+    let linger = tokio::time::sleep(Duration::MAX / 4);
+    let mut peer_done = false;
+    tokio::pin!(idle, linger, stop);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return "port stopped".into(),
+            r = rd.read_buf(&mut rbuf), if !peer_done => match r {
+                Ok(0) => {
+                    peer_done = true;
+                    linger.as_mut().reset(Instant::now() + HALF_CLOSE_LINGER);
+                }
+                Ok(_) => {
+                    let data = rbuf.split().freeze();
+                    if rbuf.capacity() < NET_READ / 2 {
+                        rbuf.reserve(NET_READ);
+                    }
+                    if session.send(data).await.is_err() {
+                        return "port stopped".into();
+                    }
+                }
+                Err(e) => return format!("read error: {e}"),
+            },
+            r = session.recv(&mut chunks) => match r {
+                Ok(()) => {
+                    if let Err(why) = session.write_out(&mut wr, &mut chunks).await {
+                        return why;
+                    }
+                    if peer_done {
+                        linger.as_mut().reset(Instant::now() + HALF_CLOSE_LINGER);
+                    }
+                }
+                Err(reason) => return reason.to_string(),
+            },
+            _ = &mut idle, if inactivity.is_some() => return "inactivity timeout".into(),
+            _ = &mut linger, if peer_done => return "closed by peer".into(),
+            why = &mut stop => return why.into(),
+        }
+        if let Some(d) = inactivity {
+            idle.as_mut().reset(Instant::now() + d);
+        }
+    }
+}

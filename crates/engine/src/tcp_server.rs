@@ -1,0 +1,158 @@
+//! TCP Server mode (NPort manual 7-8): clients connect to the port's TCP
+//! port; up to `max_connections` at once, each receiving all device output;
+//! what they send is merged into the device in arrival order. A connection
+//! over the limit is accepted and closed at once (as the NPort does), and
+//! counted and reported.
+
+use std::future::pending;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::counters::add;
+use crate::event::{EventKind, EventSink};
+use crate::port::PortHandle;
+
+/// What a stream front-end does with one accepted connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// Raw bytes (TCP Server).
+    Raw,
+    /// Telnet + COM-PORT-OPTION.
+    Rfc2217,
+}
+
+/// Parameters shared by the accept loops of one port.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerParams {
+    pub protocol: Protocol,
+    pub max_connections: u16,
+    pub alive_check_min: u8,
+    pub inactivity: Option<Duration>,
+}
+
+/// Accept on every listener of a port until cancelled.
+pub(crate) fn spawn(
+    listeners: Vec<TcpListener>,
+    port: PortHandle,
+    params: ServerParams,
+    events: EventSink,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(usize::from(params.max_connections)));
+    for listener in listeners {
+        let ctx = Accept {
+            port: port.clone(),
+            params: params.clone(),
+            events: events.clone(),
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            permits: permits.clone(),
+        };
+        tracker.spawn(ctx.run(listener));
+    }
+}
+
+struct Accept {
+    port: PortHandle,
+    params: ServerParams,
+    events: EventSink,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    permits: Arc<Semaphore>,
+}
+
+impl Accept {
+    async fn run(self, listener: TcpListener) {
+        loop {
+            let accepted = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = listener.accept() => r,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(port = self.port.number(), "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                self.refuse(peer, "max connections reached");
+                continue;
+            };
+            let (port, params, events, cancel) = (
+                self.port.clone(),
+                self.params.clone(),
+                self.events.clone(),
+                self.cancel.clone(),
+            );
+            self.tracker.spawn(async move {
+                serve(stream, peer, port, params, events, cancel).await;
+                drop(permit);
+            });
+        }
+    }
+
+    fn refuse(&self, peer: SocketAddr, reason: &str) {
+        add(&self.port.counters().connections_refused, 1);
+        self.events.emit(
+            self.port.number(),
+            EventKind::ConnectionRefused {
+                peer,
+                reason: reason.into(),
+            },
+        );
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: PortHandle,
+    params: ServerParams,
+    events: EventSink,
+    cancel: CancellationToken,
+) {
+    if let Err(e) = crate::net::configure_stream(&stream, params.alive_check_min) {
+        tracing::debug!("socket options for {peer}: {e}");
+    }
+    let session = match port.attach(peer).await {
+        Ok(s) => s,
+        Err(e) => {
+            add(&port.counters().connections_refused, 1);
+            events.emit(
+                port.number(),
+                EventKind::ConnectionRefused {
+                    peer,
+                    reason: e.to_string(),
+                },
+            );
+            return;
+        }
+    };
+    let _active = crate::ActiveConnection::new(port.counters());
+    events.emit(port.number(), EventKind::SessionOpened { peer });
+    let reason = match params.protocol {
+        Protocol::Raw => {
+            crate::raw::pump(
+                stream,
+                &session,
+                Vec::new(),
+                params.inactivity,
+                &cancel,
+                pending(),
+            )
+            .await
+        }
+        Protocol::Rfc2217 => crate::rfc2217::serve(stream, &session, &cancel).await,
+    };
+    events.emit(port.number(), EventKind::SessionClosed { peer, reason });
+}

@@ -1,0 +1,223 @@
+//! `ttyward bridge`: ports from the command line (or a TOML file), served by
+//! the same engine as the daemon. The command line is turned into the same
+//! configuration document a file would hold and validated by the same code,
+//! so the two cannot drift apart.
+//!
+//! Bridge mode has no accounts and no allowlist: it binds exactly the
+//! addresses given and warns about any that is not loopback.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+use ttyward_core::config::Config;
+
+use crate::serve::{self, Failure};
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:4001 --baud 9600\n  ttyward bridge sim:echo@127.0.0.1:4002 --mode rfc2217\n  ttyward bridge sim:modbus@127.0.0.1:4003 --mode udp --udp-dest 127.0.0.1:5003\n  ttyward bridge /dev/ttyS0@10.0.0.9:9000 --mode tcp-client\n  ttyward bridge --config ports.toml"
+)]
+pub struct Args {
+    /// DEVICE@HOST:PORT, one per port. DEVICE is a path or sim:echo,
+    /// sim:modbus, sim:console. For tcp-client HOST:PORT is the destination.
+    #[arg(value_name = "DEVICE@HOST:PORT", required_unless_present = "config")]
+    ports: Vec<String>,
+    /// Read the ports from a TOML file instead (see docs/configuration.md).
+    #[arg(long, conflicts_with = "ports")]
+    config: Option<PathBuf>,
+    /// Operation mode of every port.
+    #[arg(long, default_value = "tcp-server", value_parser = ["tcp-server", "rfc2217", "udp", "tcp-client"])]
+    mode: String,
+    /// Baud rate (50 to 16000000; custom rates allowed where the driver can).
+    #[arg(long, default_value_t = 115_200)]
+    baud: u32,
+    /// Data bits: 5, 6, 7 or 8.
+    #[arg(long, default_value_t = 8)]
+    data_bits: u8,
+    /// none, odd, even, mark or space.
+    #[arg(long, default_value = "none")]
+    parity: String,
+    /// 1, 1.5 or 2.
+    #[arg(long, default_value = "1")]
+    stop_bits: String,
+    /// none, rts-cts, xon-xoff or dtr-dsr.
+    #[arg(long, default_value = "none")]
+    flow: String,
+    /// Clients at once per port (tcp-server, rfc2217).
+    #[arg(long, default_value_t = 1)]
+    max_connections: u16,
+    /// Close a TCP server connection idle for this many ms (0 = never).
+    #[arg(long, default_value_t = 0)]
+    inactivity_ms: u16,
+    /// Packing: send every N bytes (0 = off).
+    #[arg(long, default_value_t = 0)]
+    packing_length: u16,
+    /// Packing: delimiter byte in hex, e.g. 0d.
+    #[arg(long)]
+    delimiter1: Option<String>,
+    /// Packing: second delimiter byte in hex (after delimiter1).
+    #[arg(long)]
+    delimiter2: Option<String>,
+    /// Packing: do-nothing, plus-one, plus-two or strip.
+    #[arg(long)]
+    delimiter_process: Option<String>,
+    /// Packing: send after the line was idle this many ms (0 = off).
+    #[arg(long, default_value_t = 0)]
+    force_transmit_ms: u16,
+    /// UDP destination ADDR:PORT or BEGIN-END:PORT (repeatable, up to 4).
+    #[arg(long)]
+    udp_dest: Vec<String>,
+    /// Drop a session that has not taken data for this many ms.
+    #[arg(long)]
+    jam_timeout_ms: Option<u32>,
+}
+
+pub async fn run(args: Args) -> Result<(), Failure> {
+    let config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Config(format!("cannot read {}: {e}", path.display())))?;
+            Config::from_toml(&text)?
+        }
+        None => Config::from_value(&document(&args)?)?,
+    };
+    serve::run(&config, |engine| {
+        for l in engine.listeners() {
+            if !l.addr.ip().is_loopback() {
+                tracing::warn!(
+                    "port {} listens on {}: reachable from the network, and bridge mode has no accounts or allowlist",
+                    l.port,
+                    l.addr
+                );
+            }
+        }
+    })
+    .await
+}
+
+/// The configuration document the command line stands for.
+fn document(args: &Args) -> Result<Value, Failure> {
+    let mut ports = Vec::new();
+    for (i, spec) in args.ports.iter().enumerate() {
+        let (device, target) = spec
+            .rsplit_once('@')
+            .ok_or_else(|| Failure::Config(format!("{spec:?}: expected DEVICE@HOST:PORT")))?;
+        let mut mode = Map::new();
+        mode.insert("type".into(), json!(args.mode));
+        if args.mode == "tcp-client" {
+            let (host, port) = split_host_port(target)?;
+            mode.insert(
+                "destinations".into(),
+                json!([{ "host": host, "port": port }]),
+            );
+        } else {
+            let addr = resolve(target)?;
+            mode.insert("bind".into(), json!([addr.ip().to_string()]));
+            mode.insert("local_port".into(), json!(addr.port()));
+        }
+        match args.mode.as_str() {
+            "tcp-server" => {
+                mode.insert("max_connections".into(), json!(args.max_connections));
+                mode.insert("inactivity_ms".into(), json!(args.inactivity_ms));
+            }
+            "rfc2217" => {
+                mode.insert("max_connections".into(), json!(args.max_connections));
+            }
+            "udp" => {
+                let dests: Result<Vec<Value>, Failure> =
+                    args.udp_dest.iter().map(|d| udp_range(d)).collect();
+                mode.insert("destinations".into(), Value::Array(dests?));
+            }
+            _ => {}
+        }
+        let stop_bits: Value = match args.stop_bits.as_str() {
+            "1.5" => json!(1.5),
+            other => other
+                .parse::<u8>()
+                .map(Value::from)
+                .unwrap_or_else(|_| json!(other)),
+        };
+        let mut packing = json!({
+            "length": args.packing_length,
+            "force_transmit_ms": args.force_transmit_ms,
+        });
+        for (key, value) in [
+            ("delimiter1", &args.delimiter1),
+            ("delimiter2", &args.delimiter2),
+            ("delimiter_process", &args.delimiter_process),
+        ] {
+            if let Some(v) = value {
+                packing[key] = json!(v);
+            }
+        }
+        let mut port = json!({
+            "number": i + 1,
+            "device": device,
+            "serial": {
+                "baud": args.baud,
+                "data_bits": args.data_bits,
+                "parity": args.parity,
+                "stop_bits": stop_bits,
+                "flow": args.flow,
+            },
+            "packing": packing,
+            "mode": Value::Object(mode),
+        });
+        if let Some(ms) = args.jam_timeout_ms {
+            port["sessions"] = json!({ "jam_timeout_ms": ms });
+        }
+        ports.push(port);
+    }
+    Ok(json!({ "ports": ports }))
+}
+
+fn split_host_port(target: &str) -> Result<(String, u16), Failure> {
+    let bad = || Failure::Config(format!("{target:?}: expected HOST:PORT"));
+    let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
+}
+
+fn resolve(target: &str) -> Result<SocketAddr, Failure> {
+    let (host, port) = split_host_port(target)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Failure::Config(format!("{target:?}: cannot resolve {host}")))
+}
+
+/// `ADDR:PORT` or `BEGIN-END:PORT` as a UDP destination range.
+fn udp_range(text: &str) -> Result<Value, Failure> {
+    let (range, port) = split_host_port(text)?;
+    let (begin, end) = range.split_once('-').unwrap_or((&range, &range));
+    Ok(json!({ "begin": begin, "end": end, "port": port }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_ipv6_targets() {
+        let (h, p) = split_host_port("[::1]:4001")
+            .map_err(|_| ())
+            .expect("valid");
+        assert_eq!((h.as_str(), p), ("::1", 4001));
+    }
+
+    #[test]
+    fn udp_range_accepts_single_address_and_range() {
+        let v = udp_range("127.0.0.1-127.0.0.3:5000")
+            .map_err(|_| ())
+            .expect("valid");
+        assert_eq!(
+            v,
+            json!({"begin": "127.0.0.1", "end": "127.0.0.3", "port": 5000})
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! `ttyward demo`: the README's first command. Simulated devices on four
+//! ports in four modes, bound to loopback, and one command per port that a
+//! newcomer can paste into another terminal.
+
+use serde_json::json;
+use ttyward_core::config::Config;
+
+use crate::serve::{self, Failure};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Address to listen on. Anything but loopback exposes unauthenticated
+    /// simulated devices to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    listen: std::net::IpAddr,
+    /// Port N listens on BASE + N.
+    #[arg(long, default_value_t = 4000)]
+    base_port: u16,
+}
+
+pub async fn run(args: Args) -> Result<(), Failure> {
+    let ip = args.listen.to_string();
+    let port = |n: u16| args.base_port.saturating_add(n);
+    let doc = json!({ "ports": [
+        { "number": 1, "alias": "modbus meter", "device": "sim:modbus",
+          "serial": { "baud": 19200, "parity": "even", "flow": "none" },
+          "packing": { "force_transmit_ms": 5 },
+          "mode": { "type": "tcp-server", "bind": [ip], "local_port": port(1), "max_connections": 4 } },
+        { "number": 2, "alias": "echo", "device": "sim:echo", "serial": { "flow": "none" },
+          "mode": { "type": "rfc2217", "bind": [ip], "local_port": port(2) } },
+        { "number": 3, "alias": "console", "device": "sim:console", "serial": { "flow": "none" },
+          "mode": { "type": "tcp-server", "bind": [ip], "local_port": port(3), "max_connections": 2 } },
+        { "number": 4, "alias": "udp echo", "device": "sim:echo", "serial": { "flow": "none" },
+          "packing": { "delimiter1": "0a" },
+          "mode": { "type": "udp", "bind": [ip], "local_port": port(4),
+                    "destinations": [{ "begin": ip, "port": port(104) }] } },
+    ]});
+    let config = Config::from_value(&doc)?;
+    let host = if args.listen.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.clone()
+    };
+    serve::run(&config, |_| {
+        if !args.listen.is_loopback() {
+            tracing::warn!("demo listens on {ip}: the simulated devices are reachable without a password");
+        }
+        println!(
+            "\nttyward demo is running. Try these in another terminal (Ctrl-C here stops it):\n\n\
+             port 1  Modbus RTU slave, unit 1, 19200 8E1   TCP server  {host}:{p1}\n\
+             \x20 socat pty,link=/tmp/ttyV1,raw,echo=0 tcp:{host}:{p1} &\n\
+             \x20 mbpoll -m rtu -b 19200 -P even -a 1 -r 1 -c 5 -1 /tmp/ttyV1\n\
+             \x20 or: python3 -c \"import socket; s=socket.create_connection(('{ip}',{p1})); s.send(bytes.fromhex('01030000000ac5cd')); print(s.recv(64).hex())\"\n\n\
+             port 2  echo device                           RFC 2217    {host}:{p2}\n\
+             \x20 python3 -c \"import serial; s=serial.serial_for_url('rfc2217://{host}:{p2}', baudrate=9600, timeout=1); s.write(b'hello'); print(s.read(5))\"\n\n\
+             port 3  line console (type help)              TCP server  {host}:{p3}\n\
+             \x20 socat -,raw,echo=0 tcp:{host}:{p3}      (Ctrl-C ends it; or: nc {ip} {p3})\n\n\
+             port 4  echo device, frames end at LF         UDP         {host}:{p4} -> {host}:{p104}\n\
+             \x20 echo hello | socat -t1 - udp:{host}:{p4},bind={ip}:{p104}\n",
+            p1 = port(1),
+            p2 = port(2),
+            p3 = port(3),
+            p4 = port(4),
+            p104 = port(104),
+        );
+    })
+    .await
+}

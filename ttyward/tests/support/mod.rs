@@ -1,0 +1,228 @@
+//! Fixtures for the binary tests: start `ttyward` and wait for its ready
+//! line, temporary directories, bounded reads and writes on pty masters and
+//! sockets. Every wait has a deadline; processes are stopped by pid.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+/// A running `ttyward`, stopped with SIGTERM when dropped.
+pub struct Ttyward {
+    child: Child,
+    /// (serial port number, bound TCP/UDP port) from the ready line.
+    pub listeners: Vec<(u16, u16)>,
+}
+
+impl Ttyward {
+    pub fn bridge(args: &[&str]) -> Ttyward {
+        let mut all = vec!["bridge"];
+        all.extend_from_slice(args);
+        Ttyward::start(&all)
+    }
+
+    pub fn start(args: &[&str]) -> Ttyward {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ttyward"))
+            .args(args)
+            .env("TTYWARD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ttyward");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("ttyward printed no ready line; args {args:?}")
+            });
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        assert_eq!(ready["event"], "ready", "{line}");
+        let listeners = ready["listeners"]
+            .as_array()
+            .expect("listeners")
+            .iter()
+            .map(|l| {
+                let addr: std::net::SocketAddr = l["addr"]
+                    .as_str()
+                    .expect("addr")
+                    .parse()
+                    .expect("socket address");
+                (l["port"].as_u64().expect("port") as u16, addr.port())
+            })
+            .collect();
+        Ttyward { child, listeners }
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Ttyward {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("ttyward-test-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn wait_ready(fd: &OwnedFd, flags: PollFlags, deadline: Instant) -> bool {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(fd.as_fd(), flags)];
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+}
+
+/// Read exactly `n` bytes from a pty master (or fewer if time runs out).
+pub fn read_fd_exact(fd: &OwnedFd, n: usize, timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::with_capacity(n);
+    let mut buf = vec![0u8; 64 * 1024];
+    while out.len() < n && Instant::now() < deadline {
+        if !wait_ready(fd, PollFlags::POLLIN, deadline) {
+            continue;
+        }
+        let want = (n - out.len()).min(buf.len());
+        match nix::unistd::read(fd, &mut buf[..want]) {
+            Ok(0) => break,
+            Ok(k) => out.extend_from_slice(&buf[..k]),
+            Err(nix::errno::Errno::EAGAIN) => {}
+            Err(e) => panic!("read from pty master: {e}"),
+        }
+    }
+    out
+}
+
+/// Write everything to a pty master within `timeout`.
+pub fn write_fd_all(fd: &OwnedFd, mut data: &[u8], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !data.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "pty write timed out with {} bytes left",
+            data.len()
+        );
+        if !wait_ready(fd, PollFlags::POLLOUT, deadline) {
+            continue;
+        }
+        match nix::unistd::write(fd, data) {
+            Ok(k) => data = &data[k..],
+            Err(nix::errno::Errno::EAGAIN) => {}
+            Err(e) => panic!("write to pty master: {e}"),
+        }
+    }
+}
+
+pub fn read_exact_timeout(s: &mut TcpStream, n: usize, timeout: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(timeout)).expect("timeout");
+    let mut buf = vec![0u8; n];
+    s.read_exact(&mut buf).expect("read in time");
+    buf
+}
+
+/// Read and discard until the peer closes; returns what the last read gave (0 = closed).
+pub fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> usize {
+    s.set_read_timeout(Some(timeout)).expect("timeout");
+    let mut buf = [0u8; 4096];
+    for _ in 0..10_000 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return 0,
+            Ok(_) => {}
+        }
+    }
+    1
+}
+
+/// Connect until the port serves the device behind `pty` (it may still be
+/// reopening it): proved by a marker written on the device side arriving.
+pub fn connect_when_served(addr: (&str, u16), pty: &ttyward_serial::pty::PtyPair) -> TcpStream {
+    for attempt in 0..100 {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let marker = format!("<marker {attempt}>");
+            // Give the session a moment to attach before the device speaks.
+            std::thread::sleep(Duration::from_millis(50));
+            write_fd_all(&pty.master, marker.as_bytes(), Duration::from_secs(2));
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
+            let mut buf = vec![0u8; marker.len()];
+            if s.read_exact(&mut buf).is_ok() && buf == marker.as_bytes() {
+                return s;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("port never served the device at {addr:?}");
+}
+
+/// A base B such that B+1 ..= B+n look free on 127.0.0.1 now.
+pub fn free_port_base(n: u16) -> u16 {
+    for attempt in 0..200u16 {
+        let base = 20_000 + (std::process::id() as u16 % 5000) + attempt * 17;
+        let free = (1..=n + 104).filter(|i| *i <= n || *i == 104).all(|i| {
+            std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
