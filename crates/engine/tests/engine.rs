@@ -426,3 +426,157 @@ async fn tcp_client_follows_dsr() {
         .expect("hung up in time");
     assert!(matches!(n, Ok(0) | Err(_)));
 }
+
+fn rfc2217_mode() -> OperationMode {
+    OperationMode::Rfc2217(Rfc2217Mode {
+        bind: vec![LOOPBACK.into()],
+        local_port: 0,
+        max_connections: 1,
+        alive_check_min: 0,
+    })
+}
+
+/// The `rfc2217` crate's client (written independently of ours) configures
+/// the port, drives DTR/RTS/BREAK, and moves data both ways, IAC included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_rfc2217_client_configures_the_device() {
+    use std::io::{Read, Write};
+    let fake = FakeHandle::new();
+    let mut r = Running::start(vec![port_config(&fake, rfc2217_mode())]);
+    r.opened().await;
+    let addr = r.addr();
+    let client = tokio::task::spawn_blocking(move || {
+        let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let mut client = rfc2217::Client::new(rfc2217::PortSettings {
+            baud_rate: 19_200,
+            data_bits: rfc2217::DataBits::Seven,
+            parity: rfc2217::Parity::Even,
+            stop_bits: rfc2217::StopBits::Two,
+            flow_control: rfc2217::FlowControl::XonXoff,
+        });
+        let mut buf = [0u8; 4096];
+        let mut payload = Vec::new();
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut pump = |client: &mut rfc2217::Client, payload: &mut Vec<u8>| {
+            sock.write_all(&client.take_output()).expect("send");
+            match sock.read(&mut buf) {
+                Ok(0) => panic!("server closed"),
+                Ok(n) => payload.extend(client.receive(&buf[..n])),
+                Err(_) => {}
+            }
+            while client.poll_event().is_some() {}
+        };
+        while client.readiness().is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready: {:?}",
+                client.readiness()
+            );
+            pump(&mut client, &mut payload);
+        }
+        client.set_dtr(false);
+        client.set_rts(false);
+        client.set_break(true);
+        client.write_data(&[0x01, 0xFF, 0xFF, 0x02]);
+        while payload.len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "no device output");
+            pump(&mut client, &mut payload);
+        }
+        payload
+    });
+    assert!(
+        fake.wait_for(WAIT, |h| !h.dtr() && !h.rts() && h.break_state())
+            .await,
+        "DTR/RTS/BREAK not applied"
+    );
+    let s = fake.settings().expect("settings applied");
+    assert_eq!(
+        (
+            s.baud.get(),
+            s.data_bits.bits(),
+            s.parity,
+            s.stop_bits,
+            s.flow
+        ),
+        (
+            19_200,
+            7,
+            ttyward_serial::Parity::Even,
+            ttyward_serial::StopBits::Two,
+            ttyward_serial::FlowControl::XonXoff
+        )
+    );
+    assert_eq!(
+        fake.wait_device_input(4, WAIT).await,
+        [0x01, 0xFF, 0xFF, 0x02],
+        "IAC must be unescaped"
+    );
+    fake.device_output(&[0xFF, b'o', b'k']);
+    assert_eq!(client.await.expect("client"), [0xFF, b'o', b'k']);
+}
+
+/// pyserial's client drives what a pty cannot show: data bits, parity, DTR,
+/// RTS and BREAK land on the fake device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyserial_drives_modem_lines_and_break() {
+    use tokio::io::AsyncBufReadExt;
+    let fake = FakeHandle::new();
+    let mut r = Running::start(vec![port_config(&fake, rfc2217_mode())]);
+    r.opened().await;
+    let script = format!(
+        r#"
+import serial, sys
+def step(tag):
+    print(tag, flush=True)
+    if sys.stdin.readline().strip() != "ok":
+        sys.exit("test refused " + tag)
+s = serial.serial_for_url("rfc2217://127.0.0.1:{}", baudrate=38400, bytesize=7, parity="E", timeout=5)
+step("open 38400 7E1")
+s.dtr = False; step("dtr off")
+s.rts = False; step("rts off")
+s.dtr = True; s.rts = True; step("both on")
+s.break_condition = True; step("break on")
+s.break_condition = False; step("break off")
+"#,
+        r.addr().port()
+    );
+    let mut py = tokio::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with pyserial (scripts/test installs it)");
+    let mut to_py = py.stdin.take().expect("stdin");
+    let mut lines = tokio::io::BufReader::new(py.stdout.take().expect("stdout")).lines();
+    for _ in 0..6 {
+        let tag = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("python in time")
+            .expect("read");
+        let tag = tag.expect("python ended early");
+        let check: fn(&FakeHandle) -> bool = match tag.as_str() {
+            "open 38400 7E1" => |h| {
+                h.settings().is_some_and(|s| {
+                    s.baud.get() == 38_400
+                        && s.data_bits.bits() == 7
+                        && s.parity == ttyward_serial::Parity::Even
+                })
+            },
+            "dtr off" => |h| !h.dtr(),
+            "rts off" => |h| !h.rts(),
+            "both on" => |h| h.dtr() && h.rts(),
+            "break on" => |h| h.break_state(),
+            "break off" => |h| !h.break_state(),
+            other => panic!("unexpected line from python: {other}"),
+        };
+        assert!(
+            fake.wait_for(WAIT, check).await,
+            "after {tag}: device state wrong"
+        );
+        to_py.write_all(b"ok\n").await.expect("answer python");
+    }
+    assert!(py.wait().await.expect("python exit").success());
+}
