@@ -243,6 +243,13 @@ impl SerialDevice for TtyDevice {
             // poll_read_ready then registers the waker.
             match guard.try_io(|fd| fd.get_ref().read(buf)) {
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Ok(n)) if n > 0 && n < buf.len() => {
+                    // A short read emptied the input queue: skip the read(2)
+                    // that would only say EAGAIN and wait for the next
+                    // readiness event instead (as tokio does for sockets).
+                    guard.clear_ready();
+                    return Poll::Ready(Ok(n));
+                }
                 Ok(result) => return Poll::Ready(result),
                 Err(_would_block) => continue,
             }
@@ -257,6 +264,12 @@ impl SerialDevice for TtyDevice {
             let mut guard = ready!(self.fd.poll_write_ready(cx))?;
             match guard.try_io(|fd| fd.get_ref().write(buf)) {
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Ok(n)) if n > 0 && n < buf.len() => {
+                    // A short write filled the output queue: the next write
+                    // would fail with EAGAIN, so wait for writability.
+                    guard.clear_ready();
+                    return Poll::Ready(Ok(n));
+                }
                 Ok(result) => return Poll::Ready(result),
                 Err(_would_block) => continue,
             }
