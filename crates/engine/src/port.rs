@@ -36,7 +36,7 @@ use crate::outbox::{CloseReason, Outbox, Push};
 /// Largest single read from the device.
 const READ_BUF: usize = 16 * 1024;
 /// Chunks from the network waiting for the device (backpressure to TCP beyond).
-const INBOUND_QUEUE: usize = 64;
+const INBOUND_QUEUE: usize = 16;
 /// How often modem inputs are sampled while someone watches them.
 const MODEM_POLL: Duration = Duration::from_millis(50);
 const REOPEN_MIN: Duration = Duration::from_millis(100);
@@ -252,6 +252,8 @@ impl Session {
         chunks: &mut Vec<Bytes>,
     ) -> Result<(), String> {
         tokio::select! {
+            // Biased: a write that completes at once never arms the jam watch.
+            biased;
             r = crate::net::write_chunks(w, chunks) => r.map_err(|e| format!("write error: {e}")),
             _ = self.outbox.jammed() => Err(CloseReason::Jammed.to_string()),
         }
@@ -430,13 +432,19 @@ impl PortActor {
         let mut modem_tick = tokio::time::interval(MODEM_POLL);
         modem_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_modem = None;
+        // Long-lived waits are armed once, not re-registered every turn.
+        let cancel = self.cancel.clone();
+        let cancelled = cancel.cancelled();
+        let shared = self.shared.clone();
+        let modem_wanted = shared.modem_wanted.notified();
+        tokio::pin!(cancelled, modem_wanted);
         loop {
             let any_behind = self.outboxes.iter().any(|o| o.is_behind());
             let paused = any_behind && self.outboxes.iter().all(|o| o.is_behind());
             let pack_deadline = self.packer.as_ref().and_then(Packer::poll_timeout);
             let watched = self.shared.modem.receiver_count() > 0;
             tokio::select! {
-                _ = self.cancel.cancelled() => {
+                _ = &mut cancelled => {
                     if let Some(p) = self.packer.as_mut() {
                         p.flush(&mut frames);
                         self.fanout_frames(&mut frames);
@@ -470,7 +478,7 @@ impl PortActor {
                     Err(e) => return Ended::Lost(e.to_string()),
                 },
                 _ = drained.notified(), if paused => {}
-                _ = self.shared.modem_wanted.notified(), if !watched => {}
+                _ = &mut modem_wanted, if !watched => modem_wanted.set(shared.modem_wanted.notified()),
                 _ = sleep_until_opt(pack_deadline), if pack_deadline.is_some() => {
                     if let Some(p) = self.packer.as_mut() {
                         p.handle_timeout(Instant::now(), &mut frames);

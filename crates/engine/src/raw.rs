@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::port::Session;
 
 /// Bytes read from a socket at most per call.
-pub(crate) const NET_READ: usize = 8 * 1024;
+pub(crate) const NET_READ: usize = 16 * 1024;
 /// After the peer shut down its sending side (`echo cmd | nc host port`),
 /// replies still reach it until the device has been quiet this long.
 const HALF_CLOSE_LINGER: Duration = Duration::from_millis(500);
@@ -39,10 +39,11 @@ pub(crate) async fn pump(
     let idle = tokio::time::sleep(inactivity.unwrap_or(Duration::MAX / 4));
     let linger = tokio::time::sleep(Duration::MAX / 4);
     let mut peer_done = false;
-    tokio::pin!(idle, linger, stop);
+    let cancelled = cancel.cancelled();
+    tokio::pin!(idle, linger, stop, cancelled);
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return "port stopped".into(),
+            _ = &mut cancelled => return "port stopped".into(),
             r = rd.read_buf(&mut rbuf), if !peer_done => match r {
                 Ok(0) => {
                     peer_done = true;

@@ -40,6 +40,8 @@ pub(crate) async fn serve(
     let mut rbuf = BytesMut::with_capacity(NET_READ);
     let mut events = Vec::new();
     let mut chunks: Vec<Bytes> = Vec::new();
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         if !out.is_empty() {
             let mut pending = vec![Bytes::from(std::mem::take(&mut out))];
@@ -48,7 +50,7 @@ pub(crate) async fn serve(
             }
         }
         tokio::select! {
-            _ = cancel.cancelled() => return "port stopped".into(),
+            _ = &mut cancelled => return "port stopped".into(),
             r = rd.read_buf(&mut rbuf) => match r {
                 Ok(0) => return "closed by peer".into(),
                 Ok(n) => {

@@ -580,3 +580,33 @@ s.break_condition = False; step("break off")
     }
     assert!(py.wait().await.expect("python exit").success());
 }
+
+/// One port listening on IPv4 and IPv6 loopback serves clients of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_server_listens_on_ipv4_and_ipv6() {
+    let fake = FakeHandle::new();
+    let mode = OperationMode::TcpServer(TcpServerMode {
+        bind: vec![LOOPBACK.into(), std::net::Ipv6Addr::LOCALHOST.into()],
+        local_port: 0,
+        max_connections: 2,
+        alive_check_min: 7,
+        inactivity_ms: 0,
+    });
+    let mut r = Running::start(vec![port_config(&fake, mode)]);
+    r.opened().await;
+    let addrs: Vec<SocketAddr> = r.engine.listeners().iter().map(|l| l.addr).collect();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6(), "{addrs:?}");
+    let mut clients = Vec::new();
+    for addr in &addrs {
+        clients.push(TcpStream::connect(addr).await.expect("connect"));
+        r.event("session opened", |k| {
+            matches!(k, EventKind::SessionOpened { .. })
+        })
+        .await;
+    }
+    fake.device_output(b"both");
+    for c in &mut clients {
+        assert_eq!(read_exactly(c, 4).await, b"both");
+    }
+}
