@@ -54,7 +54,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
              port 2  echo device                           RFC 2217    {host}:{p2}\n\
              \x20 python3 -c \"import serial; s=serial.serial_for_url('rfc2217://{host}:{p2}', baudrate=9600, timeout=1); s.write(b'hello'); print(s.read(5))\"\n\n\
              port 3  line console (type help)              TCP server  {host}:{p3}\n\
-             \x20 socat -,raw,echo=0 tcp:{host}:{p3}      (Ctrl-C ends it; or: nc {ip} {p3})\n\n\
+             \x20 socat -,rawer,escape=0x1d tcp:{host}:{p3}   (Ctrl-] quits; or: nc {ip} {p3})\n\n\
              port 4  echo device, frames end at LF         UDP         {host}:{p4} -> {host}:{p104}\n\
              \x20 echo hello | socat -t1 - udp:{host}:{p4},bind={ip}:{p104}\n",
             p1 = port(1),
