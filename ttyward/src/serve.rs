@@ -46,6 +46,21 @@ pub async fn run(config: &Config, announce: impl FnOnce(&Engine)) -> Result<(), 
         .await
         .map_err(|e| Failure::Runtime(e.into()))?;
     tracing::info!("stopping");
+    for port in engine.ports() {
+        let c = port.counters().snapshot();
+        tracing::info!(
+            port = port.number(),
+            "{}: {} bytes from the device ({} with nobody connected), {} to it; {} connections, {} refused, {} dropped as jammed; device lost {} times",
+            port.device(),
+            c.device_rx_bytes,
+            c.device_rx_discarded,
+            c.device_tx_bytes,
+            c.connections_total,
+            c.connections_refused,
+            c.sessions_jammed,
+            c.device_lost
+        );
+    }
     if !engine.shutdown(DRAIN_GRACE).await {
         tracing::warn!("some sessions did not finish within {DRAIN_GRACE:?}");
     }

@@ -103,7 +103,14 @@ impl EventSink {
 
     /// Report an event; never blocks.
     pub fn emit(&self, port: u16, kind: EventKind) {
-        tracing::info!(port, "{kind}");
+        match kind {
+            EventKind::DeviceOpened { .. }
+            | EventKind::SessionOpened { .. }
+            | EventKind::SessionClosed { .. } => {
+                tracing::info!(port, "{kind}")
+            }
+            _ => tracing::warn!(port, "{kind}"),
+        }
         let _ = self.tx.send(EngineEvent {
             time: SystemTime::now(),
             port,
