@@ -119,37 +119,13 @@ impl<'v> Obj<'v> {
         }
     }
 
-    fn u16(
-        &mut self,
-        w: &mut Walk,
-        key: &'static str,
-        default: u16,
-        range: RangeInclusive<u16>,
-    ) -> u16 {
-        let r = u64::from(*range.start())..=u64::from(*range.end());
-        u16::try_from(self.uint(w, key, default.into(), r)).unwrap_or(default)
-    }
-
-    fn u32(
-        &mut self,
-        w: &mut Walk,
-        key: &'static str,
-        default: u32,
-        range: RangeInclusive<u32>,
-    ) -> u32 {
-        let r = u64::from(*range.start())..=u64::from(*range.end());
-        u32::try_from(self.uint(w, key, default.into(), r)).unwrap_or(default)
-    }
-
-    fn u8(
-        &mut self,
-        w: &mut Walk,
-        key: &'static str,
-        default: u8,
-        range: RangeInclusive<u8>,
-    ) -> u8 {
-        let r = u64::from(*range.start())..=u64::from(*range.end());
-        u8::try_from(self.uint(w, key, default.into(), r)).unwrap_or(default)
+    /// An unsigned integer field of type `T` within `range`.
+    fn int<T>(&mut self, w: &mut Walk, key: &'static str, default: T, range: RangeInclusive<T>) -> T
+    where
+        T: Copy + Into<u64> + TryFrom<u64>,
+    {
+        let r = (*range.start()).into()..=(*range.end()).into();
+        T::try_from(self.uint(w, key, default.into(), r)).unwrap_or(default)
     }
 
     fn string(&mut self, w: &mut Walk, key: &'static str, max_chars: usize) -> Option<String> {
@@ -292,7 +268,7 @@ fn port(w: &mut Walk, index: usize, value: &Value) -> PortConfig {
     let path = format!("ports[{index}]");
     let mut o = Obj::new(w, path.clone(), Some(value));
     let default_number = u16::try_from(index + 1).unwrap_or(MAX_PORTS);
-    let number = o.u16(w, "number", default_number, 1..=MAX_PORTS);
+    let number = o.int(w, "number", default_number, 1..=MAX_PORTS);
     let alias = o.string(w, "alias", MAX_ALIAS_CHARS).unwrap_or_default();
     let device = match o.get("device") {
         None => {
@@ -349,11 +325,11 @@ fn serial(w: &mut Walk, path: String, value: Option<&Value>) -> SerialSettings {
 fn packing(w: &mut Walk, path: String, value: Option<&Value>) -> Packing {
     let mut o = Obj::new(w, path, value);
     let p = Packing {
-        length: o.u16(w, "length", 0, 0..=1024),
+        length: o.int(w, "length", 0, 0..=1024),
         delimiter1: o.byte(w, "delimiter1"),
         delimiter2: o.byte(w, "delimiter2"),
         delimiter_process: o.parse(w, "delimiter_process", DelimiterProcess::DoNothing),
-        force_transmit_ms: o.u16(w, "force_transmit_ms", 0, 0..=u16::MAX),
+        force_transmit_ms: o.int(w, "force_transmit_ms", 0, 0..=u16::MAX),
     };
     if p.delimiter2.is_some() && p.delimiter1.is_none() {
         w.err(
@@ -381,8 +357,8 @@ fn sessions(w: &mut Walk, path: String, value: Option<&Value>) -> SessionPolicy 
     let d = SessionPolicy::default();
     let mut o = Obj::new(w, path, value);
     let s = SessionPolicy {
-        queue_bytes: o.u32(w, "queue_bytes", d.queue_bytes, 4096..=64 << 20),
-        jam_timeout_ms: o.u32(w, "jam_timeout_ms", d.jam_timeout_ms, 100..=3_600_000),
+        queue_bytes: o.int(w, "queue_bytes", d.queue_bytes, 4096..=64 << 20),
+        jam_timeout_ms: o.int(w, "jam_timeout_ms", d.jam_timeout_ms, 100..=3_600_000),
     };
     o.finish(w);
     s
@@ -403,16 +379,16 @@ fn mode(
         Some("disabled") => OperationMode::Disabled,
         Some("tcp-server") => OperationMode::TcpServer(TcpServerMode {
             bind: o.addrs(w, "bind"),
-            local_port: o.u16(w, "local_port", port, 0..=u16::MAX),
-            max_connections: o.u16(w, "max_connections", 1, 1..=MAX_CONNECTIONS),
-            alive_check_min: o.u8(w, "alive_check_min", 7, 0..=99),
-            inactivity_ms: o.u16(w, "inactivity_ms", 0, 0..=u16::MAX),
+            local_port: o.int(w, "local_port", port, 0..=u16::MAX),
+            max_connections: o.int(w, "max_connections", 1, 1..=MAX_CONNECTIONS),
+            alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
+            inactivity_ms: o.int(w, "inactivity_ms", 0, 0..=u16::MAX),
         }),
         Some("rfc2217") => OperationMode::Rfc2217(Rfc2217Mode {
             bind: o.addrs(w, "bind"),
-            local_port: o.u16(w, "local_port", port, 0..=u16::MAX),
-            max_connections: o.u16(w, "max_connections", 1, 1..=MAX_CONNECTIONS),
-            alive_check_min: o.u8(w, "alive_check_min", 7, 0..=99),
+            local_port: o.int(w, "local_port", port, 0..=u16::MAX),
+            max_connections: o.int(w, "max_connections", 1, 1..=MAX_CONNECTIONS),
+            alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
         }),
         Some("tcp-client") => OperationMode::TcpClient(tcp_client(w, &mut o)),
         Some("udp") => OperationMode::Udp(udp(w, &mut o, port)),
@@ -449,7 +425,7 @@ fn tcp_client(w: &mut Walk, o: &mut Obj<'_>) -> TcpClientMode {
                 if host.as_deref().is_none_or(str::is_empty) {
                     w.err(&d.at("host"), "missing: give an IP address or host name");
                 }
-                let port = d.u16(w, "port", 0, 1..=u16::MAX);
+                let port = d.int(w, "port", 0, 1..=u16::MAX);
                 if d.map
                     .is_some_and(|m| m.get("port").is_none_or(Value::is_null))
                 {
@@ -457,7 +433,7 @@ fn tcp_client(w: &mut Walk, o: &mut Obj<'_>) -> TcpClientMode {
                 }
                 let local_port = d
                     .get("local_port")
-                    .map(|_| d.u16(w, "local_port", 0, 1..=u16::MAX));
+                    .map(|_| d.int(w, "local_port", 0, 1..=u16::MAX));
                 d.finish(w);
                 destinations.push(TcpDestination {
                     host: host.unwrap_or_default(),
@@ -473,7 +449,7 @@ fn tcp_client(w: &mut Walk, o: &mut Obj<'_>) -> TcpClientMode {
     }
     let connect_on = o.parse(w, "connect_on", ConnectOn::Startup);
     let disconnect_on = o.parse(w, "disconnect_on", DisconnectOn::None);
-    let inactivity_ms = o.u16(w, "inactivity_ms", 0, 0..=u16::MAX);
+    let inactivity_ms = o.int(w, "inactivity_ms", 0, 0..=u16::MAX);
     // The NPort offers seven connect/disconnect pairs; the others make no sense
     // (e.g. connect at startup but hang up on inactivity would redial at once).
     let valid = matches!(
@@ -495,8 +471,8 @@ fn tcp_client(w: &mut Walk, o: &mut Obj<'_>) -> TcpClientMode {
             "must be more than 0 when disconnect_on = \"inactivity\"",
         );
     }
-    let reconnect_min_ms = o.u32(w, "reconnect_min_ms", 1_000, 10..=3_600_000);
-    let reconnect_max_ms = o.u32(w, "reconnect_max_ms", 30_000, 10..=3_600_000);
+    let reconnect_min_ms = o.int(w, "reconnect_min_ms", 1_000, 10..=3_600_000);
+    let reconnect_max_ms = o.int(w, "reconnect_max_ms", 30_000, 10..=3_600_000);
     if reconnect_max_ms < reconnect_min_ms {
         w.err(
             &o.at("reconnect_max_ms"),
@@ -507,7 +483,7 @@ fn tcp_client(w: &mut Walk, o: &mut Obj<'_>) -> TcpClientMode {
         destinations,
         connect_on,
         disconnect_on,
-        alive_check_min: o.u8(w, "alive_check_min", 7, 0..=99),
+        alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
         inactivity_ms,
         reconnect_min_ms,
         reconnect_max_ms,
@@ -516,7 +492,7 @@ fn tcp_client(w: &mut Walk, o: &mut Obj<'_>) -> TcpClientMode {
 
 fn udp(w: &mut Walk, o: &mut Obj<'_>, port: u16) -> UdpMode {
     let bind = o.addrs(w, "bind");
-    let local_port = o.u16(w, "local_port", port, 0..=u16::MAX);
+    let local_port = o.int(w, "local_port", port, 0..=u16::MAX);
     let mut destinations = Vec::new();
     let dpath = o.at("destinations");
     match o.get("destinations") {
@@ -532,7 +508,7 @@ fn udp(w: &mut Walk, o: &mut Obj<'_>, port: u16) -> UdpMode {
                 }
                 let epath = d.at("end");
                 let end = d.get("end").map_or(begin, |v| ip(w, &epath, v));
-                let dport = d.u16(w, "port", port, 1..=u16::MAX);
+                let dport = d.int(w, "port", port, 1..=u16::MAX);
                 d.finish(w);
                 if let (Some(b), Some(e)) = (begin, end) {
                     let range = UdpRange {
