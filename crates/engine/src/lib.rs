@@ -86,34 +86,16 @@ impl Engine {
         let mut listeners = Vec::new();
         let mut bound = Vec::new();
         for p in &config.ports {
-            let (transport, addrs) = match &p.mode {
-                OperationMode::TcpServer(m) => (
-                    "tcp",
-                    m.bind
-                        .iter()
-                        .map(|a| SocketAddr::new(*a, m.local_port))
-                        .collect(),
-                ),
-                OperationMode::Rfc2217(m) => (
-                    "tcp",
-                    m.bind
-                        .iter()
-                        .map(|a| SocketAddr::new(*a, m.local_port))
-                        .collect(),
-                ),
-                OperationMode::Udp(m) => (
-                    "udp",
-                    m.bind
-                        .iter()
-                        .map(|a| SocketAddr::new(*a, m.local_port))
-                        .collect(),
-                ),
-                _ => ("", Vec::<SocketAddr>::new()),
+            let Some(listen) = p.mode.listen() else {
+                bound.push(Bound::None);
+                continue;
             };
+            let transport = if listen.udp { "udp" } else { "tcp" };
             let mut tcp = Vec::new();
             let mut udp = Vec::new();
-            for addr in addrs {
-                let result = if transport == "udp" {
+            for ip in listen.bind {
+                let addr = SocketAddr::new(*ip, listen.port);
+                let result = if listen.udp {
                     net::bind_udp(addr).and_then(|s| Ok((s.local_addr()?, None, Some(s))))
                 } else {
                     net::bind_tcp(addr).and_then(|l| Ok((l.local_addr()?, Some(l), None)))
@@ -148,12 +130,10 @@ impl Engine {
                     }
                 }
             }
-            bound.push(if transport == "udp" {
+            bound.push(if listen.udp {
                 Bound::Udp(udp)
-            } else if transport == "tcp" {
-                Bound::Tcp(tcp)
             } else {
-                Bound::None
+                Bound::Tcp(tcp)
             });
         }
 

@@ -308,8 +308,7 @@ pub fn spawn(
     let actor = PortActor {
         shared: shared.clone(),
         spec: config.device.clone(),
-        packer: (!config.packing.to_proto().is_passthrough())
-            .then(|| Packer::new(config.packing.to_proto())),
+        packer: (!config.packing.is_passthrough()).then(|| Packer::new(config.packing.clone())),
         commands: command_rx,
         inbound: inbound_rx,
         outboxes: Vec::new(),

@@ -28,6 +28,8 @@ pub const BUFFER_SIZE: usize = 1024;
 
 /// What to do with the delimiter byte(s) once they arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum DelimiterProcess {
     /// Send the buffer including the delimiter(s).
     #[default]
@@ -42,6 +44,7 @@ pub enum DelimiterProcess {
 
 /// Packing settings of one port.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PackingConfig {
     /// Packet length, 0..=1024; 0 = off. Values above 1024 act as 1024.
     pub length: u16,
@@ -51,6 +54,7 @@ pub struct PackingConfig {
     /// without delimiter 1.
     pub delimiter2: Option<u8>,
     /// What happens to the delimiter byte(s).
+    #[cfg_attr(feature = "serde", serde(rename = "delimiter_process"))]
     pub process: DelimiterProcess,
     /// Idle gap in milliseconds after which the buffer is sent; 0 = off.
     pub force_transmit_ms: u16,

@@ -67,54 +67,9 @@ pub struct PortConfig {
     pub mode: OperationMode,
 }
 
-/// NPort data packing (serial → network only).
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize)]
-pub struct Packing {
-    /// 0 = off; 1–1024 = send every this many bytes.
-    pub length: u16,
-    /// First delimiter byte, if enabled.
-    pub delimiter1: Option<u8>,
-    /// Second delimiter byte (only with the first; the two in sequence).
-    pub delimiter2: Option<u8>,
-    /// What happens to the delimiter.
-    pub delimiter_process: DelimiterProcess,
-    /// Send what is buffered after the line was idle this long; 0 = off.
-    pub force_transmit_ms: u16,
-}
-
-/// What to do with a delimiter once it is seen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DelimiterProcess {
-    /// Send the buffer including the delimiter.
-    #[default]
-    DoNothing,
-    /// Wait for one more byte, then send.
-    PlusOne,
-    /// Wait for two more bytes, then send.
-    PlusTwo,
-    /// Send the buffer without the delimiter.
-    Strip,
-}
-
-impl Packing {
-    /// The sans-IO packer's form of these settings.
-    pub fn to_proto(&self) -> ttyward_proto::packing::PackingConfig {
-        use ttyward_proto::packing::DelimiterProcess as P;
-        ttyward_proto::packing::PackingConfig {
-            length: self.length,
-            delimiter1: self.delimiter1,
-            delimiter2: self.delimiter2,
-            process: match self.delimiter_process {
-                DelimiterProcess::DoNothing => P::DoNothing,
-                DelimiterProcess::PlusOne => P::PlusOne,
-                DelimiterProcess::PlusTwo => P::PlusTwo,
-                DelimiterProcess::Strip => P::Strip,
-            },
-            force_transmit_ms: self.force_transmit_ms,
-        }
-    }
-}
+/// NPort data packing (serial → network only): the sans-IO packer's own
+/// settings type, serialised under the field names of the document.
+pub use ttyward_proto::packing::{DelimiterProcess, PackingConfig as Packing};
 
 /// What happens to a network session that does not keep up with the device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -150,7 +105,29 @@ pub enum OperationMode {
     Rfc2217(Rfc2217Mode),
 }
 
+/// What a mode listens on, for the modes that listen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen<'a> {
+    /// UDP (true) or TCP.
+    pub udp: bool,
+    /// Addresses to bind.
+    pub bind: &'a [IpAddr],
+    /// Local port; 0 = any free port.
+    pub port: u16,
+}
+
 impl OperationMode {
+    /// The sockets this mode binds; `None` for modes that do not listen.
+    pub fn listen(&self) -> Option<Listen<'_>> {
+        let (udp, bind, port) = match self {
+            OperationMode::TcpServer(m) => (false, &m.bind, m.local_port),
+            OperationMode::Rfc2217(m) => (false, &m.bind, m.local_port),
+            OperationMode::Udp(m) => (true, &m.bind, m.local_port),
+            OperationMode::Disabled | OperationMode::TcpClient(_) => return None,
+        };
+        Some(Listen { udp, bind, port })
+    }
+
     /// The name used in documents (`tcp-server`, ...).
     pub fn name(&self) -> &'static str {
         match self {

@@ -328,7 +328,7 @@ fn packing(w: &mut Walk, path: String, value: Option<&Value>) -> Packing {
         length: o.int(w, "length", 0, 0..=1024),
         delimiter1: o.byte(w, "delimiter1"),
         delimiter2: o.byte(w, "delimiter2"),
-        delimiter_process: o.parse(w, "delimiter_process", DelimiterProcess::DoNothing),
+        process: o.parse(w, "delimiter_process", DelimiterProcess::DoNothing),
         force_transmit_ms: o.int(w, "force_transmit_ms", 0, 0..=u16::MAX),
     };
     if p.delimiter2.is_some() && p.delimiter1.is_none() {
@@ -343,7 +343,7 @@ fn packing(w: &mut Walk, path: String, value: Option<&Value>) -> Packing {
             "delimiters are ignored while packing length is set; set length = 0 to use them",
         );
     }
-    if p.delimiter_process != DelimiterProcess::DoNothing && p.delimiter1.is_none() {
+    if p.process != DelimiterProcess::DoNothing && p.delimiter1.is_none() {
         w.err(
             &o.at("delimiter_process"),
             "has no effect without delimiter1",
@@ -553,11 +553,13 @@ fn udp(w: &mut Walk, o: &mut Obj<'_>, port: u16) -> UdpMode {
 fn check_listen_conflicts(w: &mut Walk, ports: &[PortConfig]) {
     let mut taken: Vec<(bool, u16, IpAddr, u16)> = Vec::new(); // (udp, port, addr, owner)
     for (i, p) in ports.iter().enumerate() {
-        let (udp, bind, local) = match &p.mode {
-            OperationMode::TcpServer(m) => (false, &m.bind, m.local_port),
-            OperationMode::Rfc2217(m) => (false, &m.bind, m.local_port),
-            OperationMode::Udp(m) => (true, &m.bind, m.local_port),
-            _ => continue,
+        let Some(Listen {
+            udp,
+            bind,
+            port: local,
+        }) = p.mode.listen()
+        else {
+            continue;
         };
         if local == 0 {
             continue; // any free port: the OS picks distinct ones
