@@ -92,3 +92,70 @@ pub async fn write_chunks<W: AsyncWriteExt + Unpin>(
     chunks.clear();
     Ok(())
 }
+
+/// The writing side of a [`TcpStream`] that is shared (behind an `Arc`)
+/// with the port actor, which may write to it directly (see
+/// [`crate::outbox`]). tokio's own write halves need `&mut` or ownership;
+/// this needs only `&TcpStream`.
+pub(crate) struct SharedStream<'a>(pub &'a TcpStream);
+
+/// Read from a shared stream into the spare capacity of `buf` (no
+/// zero-fill). Cancel-safe: nothing is read unless it returns.
+pub(crate) async fn read_shared(sock: &TcpStream, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+    loop {
+        sock.readable().await?;
+        // try_read_buf clears the readiness itself when it would block.
+        match sock.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for SharedStream<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return std::task::Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return std::task::Poll::Ready(r),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(SockRef::from(self.0).shutdown(std::net::Shutdown::Write))
+    }
+}

@@ -14,6 +14,12 @@
 //!   session has not taken anything for `jam_timeout`, the actor closes it
 //!   ([`CloseReason::Jammed`]). The others never wait for it.
 //!
+//! Fast path: a raw TCP session lends the outbox its socket
+//! ([`Outbox::set_direct`]). While nothing is queued and the session is not
+//! in the middle of a write, [`Outbox::push`] writes the chunk to the socket
+//! itself, so streaming device output costs one `send` per chunk and no task
+//! wake-up; what the socket does not take is queued as usual, so order holds.
+//!
 //! The NPort's "ignore jammed IP = no" (everyone waits for the slowest) is
 //! deliberately not offered; see `ttyward_core::config`.
 
@@ -21,7 +27,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -70,7 +77,18 @@ struct State {
     /// The session task dropped its end.
     detached: bool,
     /// Last time the session took data (or the queue became non-empty).
-    last_pop: Instant,
+    /// When the jam clock was last (re)started; see [`Outbox::is_jammed`].
+    clock: Instant,
+    /// The session took data, or data arrived in an empty queue, since the
+    /// clock was last looked at. A flag instead of a timestamp keeps
+    /// `clock_gettime` out of the per-chunk path.
+    progressed: bool,
+    /// The session's socket, when the session allows the actor to write to
+    /// it directly (raw TCP sessions; see [`Outbox::push`]).
+    direct: Option<Arc<TcpStream>>,
+    /// The session holds popped chunks it has not finished writing; a
+    /// direct write now would overtake them.
+    writing: bool,
 }
 
 /// One session's queue, shared by the port actor and the session task.
@@ -97,7 +115,10 @@ impl Outbox {
                 bytes: 0,
                 closed: None,
                 detached: false,
-                last_pop: Instant::now(),
+                clock: Instant::now(),
+                progressed: false,
+                direct: None,
+                writing: false,
             }),
             hard_limit,
             data: Notify::new(),
@@ -112,7 +133,7 @@ impl Outbox {
     }
 
     /// Actor side: queue a chunk for the session.
-    pub fn push(&self, chunk: Bytes) -> Push {
+    pub fn push(&self, mut chunk: Bytes) -> Push {
         let mut s = self.lock();
         if s.closed.is_some() || s.detached {
             return Push::Closed;
@@ -122,7 +143,20 @@ impl Outbox {
         }
         if s.queue.is_empty() {
             // The jam clock measures how long queued data waits, not idle time.
-            s.last_pop = Instant::now();
+            s.progressed = true;
+            if !s.writing
+                && let Some(sock) = &s.direct
+            {
+                // Fast path: nothing is queued or being written, so the
+                // chunk can go to the socket now, without waking the session
+                // task. Whatever the socket does not take is queued as usual;
+                // an error is left for the session's own write to find.
+                match sock.try_write(&chunk) {
+                    Ok(n) if n == chunk.len() => return Push::Ok,
+                    Ok(n) => chunk.advance(n),
+                    Err(_) => {}
+                }
+            }
         }
         s.bytes += chunk.len();
         s.queue.push_back(chunk);
@@ -137,10 +171,20 @@ impl Outbox {
         self.lock().bytes > SOFT_LIMIT
     }
 
-    /// Actor side: has queued data been waiting longer than `timeout`?
+    /// Actor side, called periodically: has the session taken nothing while
+    /// data waited for at least `timeout`?
+    ///
+    /// The clock restarts at the first call after any progress, so with
+    /// calls every `tick` a jam is seen between `timeout` and
+    /// `timeout + tick` after the data started waiting.
     pub fn is_jammed(&self, now: Instant, timeout: Duration) -> bool {
-        let s = self.lock();
-        s.bytes > 0 && now.saturating_duration_since(s.last_pop) >= timeout
+        let mut s = self.lock();
+        if s.progressed || s.bytes == 0 {
+            s.progressed = false;
+            s.clock = now;
+            return false;
+        }
+        now.saturating_duration_since(s.clock) >= timeout
     }
 
     /// Actor side: the session task has gone away.
@@ -188,6 +232,8 @@ impl Outbox {
     /// nothing was.
     pub fn try_pop_all(&self, into: &mut Vec<Bytes>) -> Result<bool, CloseReason> {
         let mut s = self.lock();
+        // The session asks again only after writing all it took before.
+        s.writing = !s.queue.is_empty();
         if s.queue.is_empty() {
             return match &s.closed {
                 Some(reason) => Err(reason.clone()),
@@ -197,7 +243,7 @@ impl Outbox {
         let was_behind = s.bytes > SOFT_LIMIT;
         into.extend(s.queue.drain(..));
         s.bytes = 0;
-        s.last_pop = Instant::now();
+        s.progressed = true;
         drop(s);
         if was_behind {
             self.drained.notify_one();
@@ -205,10 +251,18 @@ impl Outbox {
         Ok(true)
     }
 
+    /// Session side: let the actor write device output straight to `sock`
+    /// while nothing is queued (`None` withdraws it). Only for sessions
+    /// that send device output unchanged.
+    pub fn set_direct(&self, sock: Option<Arc<TcpStream>>) {
+        self.lock().direct = sock;
+    }
+
     /// Session side: the session is ending; the actor forgets the outbox.
     pub fn detach(&self) {
         let mut s = self.lock();
         s.detached = true;
+        s.direct = None;
         s.queue.clear();
         s.bytes = 0;
         drop(s);
@@ -255,16 +309,59 @@ mod tests {
     }
 
     #[test]
-    fn jam_clock_starts_when_data_waits() {
+    fn jam_clock_runs_only_while_data_waits_untaken() {
         let o = outbox(100);
-        let later = Instant::now() + Duration::from_secs(10);
-        assert!(
-            !o.is_jammed(later, Duration::from_secs(1)),
-            "empty queue is never jammed"
-        );
+        let t0 = Instant::now();
+        let second = Duration::from_secs(1);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert!(!o.is_jammed(at(10), second), "empty queue is never jammed");
         o.push(Bytes::from_static(b"x"));
-        assert!(o.is_jammed(later, Duration::from_secs(1)));
-        assert!(!o.is_jammed(Instant::now(), Duration::from_secs(1)));
+        assert!(!o.is_jammed(at(11), second), "clock starts at the first look");
+        assert!(!o.is_jammed(at(11), second));
+        assert!(o.is_jammed(at(12), second), "a second with nothing taken");
+        let mut got = Vec::new();
+        assert_eq!(o.try_pop_all(&mut got), Ok(true));
+        o.push(Bytes::from_static(b"y"));
+        assert!(!o.is_jammed(at(20), second), "taking data restarts the clock");
+        assert!(o.is_jammed(at(21), second));
+    }
+
+    #[tokio::test]
+    async fn direct_writes_never_overtake_what_the_session_holds() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let sock = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let (peer, _) = listener.accept().await.expect("accept");
+        let sock = Arc::new(sock);
+        let received = |want: &[u8]| {
+            let mut buf = vec![0u8; 64];
+            let n = peer.try_read(&mut buf).unwrap_or(0);
+            assert_eq!(&buf[..n], want);
+        };
+        let o = outbox(1 << 20);
+        o.set_direct(Some(sock.clone()));
+        assert_eq!(o.push(Bytes::from_static(b"one")), Push::Ok);
+        peer.readable().await.expect("readable");
+        received(b"one");
+        let mut held = Vec::new();
+        assert_eq!(o.try_pop_all(&mut held), Ok(false), "sent directly, not queued");
+
+        // The session takes a chunk and is still writing it: new output
+        // must queue behind it rather than go straight to the socket.
+        o.set_direct(None);
+        o.push(Bytes::from_static(b"two"));
+        assert_eq!(o.try_pop_all(&mut held), Ok(true));
+        o.set_direct(Some(sock.clone()));
+        assert_eq!(o.push(Bytes::from_static(b"three")), Push::Ok);
+        received(b"");
+        assert_eq!(o.try_pop_all(&mut held), Ok(true));
+        let held: Vec<&[u8]> = held.iter().map(|c| &c[..]).collect();
+        assert_eq!(held, [&b"two"[..], &b"three"[..]]);
+
+        // Coming back for more with nothing queued means all was written.
+        assert_eq!(o.try_pop_all(&mut Vec::new()), Ok(false));
+        o.push(Bytes::from_static(b"four"));
+        peer.readable().await.expect("readable");
+        received(b"four");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use ttyward_core::config::{PortConfig, SessionPolicy};
@@ -35,6 +35,8 @@ use crate::outbox::{CloseReason, Outbox, Push};
 
 /// Largest single read from the device.
 const READ_BUF: usize = 16 * 1024;
+/// Size of the blocks device reads are cut from (see `serve`).
+const READ_BLOCK: usize = 64 * 1024;
 /// Chunks from the network waiting for the device (backpressure to TCP beyond).
 const INBOUND_QUEUE: usize = 16;
 /// How often modem inputs are sampled while someone watches them.
@@ -259,6 +261,18 @@ impl Session {
         }
     }
 
+    /// Let the port write device output straight to `sock` whenever this
+    /// session has nothing queued, saving a task wake-up per chunk. Only for
+    /// sessions that forward device output unchanged (raw TCP).
+    pub fn allow_direct_writes(&self, sock: Arc<tokio::net::TcpStream>) {
+        self.outbox.set_direct(Some(sock));
+    }
+
+    /// Withdraw [`Session::allow_direct_writes`].
+    pub fn stop_direct_writes(&self) {
+        self.outbox.set_direct(None);
+    }
+
     /// Queue data for the device, waiting while the port's queue is full.
     pub async fn send(&self, data: Bytes) -> Result<(), AttachError> {
         add(&self.port.shared.counters.net_rx_frames, 1);
@@ -421,7 +435,11 @@ impl PortActor {
     /// Forward data until the device fails or the port stops.
     async fn serve(&mut self, device: Box<dyn SerialDevice>) -> Ended {
         let dev = &*device;
-        let mut rbuf = vec![0u8; READ_BUF];
+        // Device output is read straight into a block that the chunks are
+        // then split off (no copy); a block is reused once every chunk cut
+        // from it has been written out, and chunks queued for a slow
+        // session share blocks instead of each pinning a whole one.
+        let mut rbuf = BytesMut::new();
         let mut pending = Bytes::new();
         let mut frames = Vec::new();
         let drained = self.shared.drained.clone();
@@ -457,9 +475,14 @@ impl PortActor {
                     }
                     None => return Ended::Stopped,
                 },
-                r = poll_fn(|cx| dev.poll_read(cx, &mut rbuf)), if !paused => match r {
+                r = poll_fn(|cx| {
+                    if rbuf.capacity() - rbuf.len() < READ_BUF {
+                        rbuf.reserve(READ_BLOCK);
+                    }
+                    dev.poll_read_buf(cx, &mut rbuf, READ_BUF)
+                }), if !paused => match r {
                     Ok(0) => return Ended::Lost("device closed (end of file)".into()),
-                    Ok(n) => self.forward_device_output(&rbuf[..n], &mut frames),
+                    Ok(_) => self.forward_device_output(rbuf.split().freeze(), &mut frames),
                     Err(e) => return Ended::Lost(e.to_string()),
                 },
                 msg = self.inbound.recv(), if pending.is_empty() => match msg {
@@ -497,12 +520,12 @@ impl PortActor {
         }
     }
 
-    fn forward_device_output(&mut self, data: &[u8], frames: &mut Vec<Bytes>) {
+    fn forward_device_output(&mut self, data: Bytes, frames: &mut Vec<Bytes>) {
         add(&self.shared.counters.device_rx_bytes, data.len());
         match self.packer.as_mut() {
-            None => self.fanout(Bytes::copy_from_slice(data)),
+            None => self.fanout(data),
             Some(p) => {
-                p.push(data, Instant::now(), frames);
+                p.push(&data, Instant::now(), frames);
                 self.fanout_frames(frames);
             }
         }

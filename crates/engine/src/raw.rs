@@ -5,11 +5,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::net::{SharedStream, read_shared};
 use crate::port::Session;
 
 /// Bytes read from a socket at most per call.
@@ -23,18 +23,39 @@ const HALF_CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// `inactivity`: close when nothing moved either way for this long (NPort
 /// "inactivity time"). `stop`: an extra reason to end (e.g. DSR went off).
 pub(crate) async fn pump(
-    mut stream: TcpStream,
+    stream: TcpStream,
     session: &Session,
     initial: Vec<Bytes>,
     inactivity: Option<Duration>,
     cancel: &CancellationToken,
     stop: impl Future<Output = &'static str>,
 ) -> String {
-    let (mut rd, mut wr) = stream.split();
+    let stream = std::sync::Arc::new(stream);
+    let mut wr = SharedStream(&stream);
     let mut chunks = initial;
     if let Err(why) = session.write_out(&mut wr, &mut chunks).await {
         return why;
     }
+    // Device output is forwarded untouched, so the port may write it to the
+    // socket itself while nothing is queued (see `crate::outbox`). Not with
+    // an inactivity time: that clock is this task's and must see the data.
+    if inactivity.is_none() {
+        session.allow_direct_writes(stream.clone());
+    }
+    let why = forward(&stream, &mut wr, session, inactivity, cancel, stop).await;
+    session.stop_direct_writes();
+    why
+}
+
+async fn forward(
+    rd: &TcpStream,
+    wr: &mut SharedStream<'_>,
+    session: &Session,
+    inactivity: Option<Duration>,
+    cancel: &CancellationToken,
+    stop: impl Future<Output = &'static str>,
+) -> String {
+    let mut chunks = Vec::new();
     let mut rbuf = BytesMut::with_capacity(NET_READ);
     let idle = tokio::time::sleep(inactivity.unwrap_or(Duration::MAX / 4));
     let linger = tokio::time::sleep(Duration::MAX / 4);
@@ -44,9 +65,11 @@ pub(crate) async fn pump(
     loop {
         tokio::select! {
             _ = &mut cancelled => return "port stopped".into(),
-            r = rd.read_buf(&mut rbuf), if !peer_done => match r {
+            r = read_shared(rd, &mut rbuf), if !peer_done => match r {
                 Ok(0) => {
                     peer_done = true;
+                    // The linger clock below must see device output again.
+                    session.stop_direct_writes();
                     linger.as_mut().reset(Instant::now() + HALF_CLOSE_LINGER);
                 }
                 Ok(_) => {
@@ -62,7 +85,7 @@ pub(crate) async fn pump(
             },
             r = session.recv(&mut chunks) => match r {
                 Ok(()) => {
-                    if let Err(why) = session.write_out(&mut wr, &mut chunks).await {
+                    if let Err(why) = session.write_out(wr, &mut chunks).await {
                         return why;
                     }
                     if peer_done {

@@ -13,6 +13,8 @@ use std::io;
 use std::path::PathBuf;
 use std::task::{Context, Poll};
 
+use bytes::BytesMut;
+
 use crate::error::SerialError;
 use crate::fake::FakeHandle;
 use crate::modem::{FlushDirection, ModemStatus};
@@ -30,6 +32,27 @@ pub trait SerialDevice: Send + Sync + 'static {
     /// (unplugged / pty closed): the engine reopens later. Use
     /// [`crate::error::io_is_missing`] to tell "gone" from other errors.
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// As [`SerialDevice::poll_read`], appending at most `max` bytes to
+    /// `buf` (which must have that much spare capacity reserved). The engine
+    /// reads this way so each chunk can be passed on as `Bytes` without a
+    /// copy. The default zero-fills and reads; the tty reads into the spare
+    /// capacity directly.
+    fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        let start = buf.len();
+        buf.resize(start + max, 0);
+        let r = self.poll_read(cx, &mut buf[start..]);
+        let n = match &r {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        buf.truncate(start + n);
+        r
+    }
     /// Write to the device; returns how many bytes were accepted (at least 1
     /// for a non-empty buffer) or `Pending` while the device buffer is full.
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;

@@ -129,3 +129,25 @@ mod tests {
         assert_eq!(std::mem::size_of::<SerialRs485>(), 32);
     }
 }
+
+/// `read(2)` of at most `max` bytes appended to `buf`, straight into its
+/// spare capacity (reserved here), so device output can be handed on as
+/// `Bytes` without a copy or a zero-fill.
+pub(crate) fn read_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut bytes::BytesMut,
+    max: usize,
+) -> io::Result<usize> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let want = max.min(spare.len());
+    // SAFETY: the kernel writes at most `want` bytes, and `spare` is valid
+    // for writes of at least that length (uninitialised memory is a fine
+    // destination).
+    let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    let n = n.min(want);
+    // SAFETY: read(2) initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}

@@ -64,6 +64,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
+use bytes::BytesMut;
 use tokio::io::unix::AsyncFd;
 
 use crate::device::SerialDevice;
@@ -247,6 +248,30 @@ impl SerialDevice for TtyDevice {
                     // A short read emptied the input queue: skip the read(2)
                     // that would only say EAGAIN and wait for the next
                     // readiness event instead (as tokio does for sockets).
+                    guard.clear_ready();
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(result) => return Poll::Ready(result),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_read_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        if max == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            match guard.try_io(|fd| sys::read_append(fd.get_ref().as_fd(), buf, max)) {
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Ok(n)) if n > 0 && n < max => {
+                    // As in poll_read: a short read emptied the queue.
                     guard.clear_ready();
                     return Poll::Ready(Ok(n));
                 }
