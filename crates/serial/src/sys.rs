@@ -120,16 +120,6 @@ pub(crate) fn register_async(
     Ok(registered?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serial_rs485_has_the_kernel_size() {
-        assert_eq!(std::mem::size_of::<SerialRs485>(), 32);
-    }
-}
-
 /// `read(2)` of at most `max` bytes appended to `buf`, straight into its
 /// spare capacity (reserved here), so device output can be handed on as
 /// `Bytes` without a copy or a zero-fill.
@@ -150,4 +140,14 @@ pub(crate) fn read_append(
     // SAFETY: read(2) initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_rs485_has_the_kernel_size() {
+        assert_eq!(std::mem::size_of::<SerialRs485>(), 32);
+    }
 }
