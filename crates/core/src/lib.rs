@@ -1,9 +1,20 @@
-//! The ttyward domain.
+//! The ttyward domain: everything the daemon knows and decides, without the
+//! sockets.
 //!
-//! For now this is the typed configuration model of the data plane
-//! ([`config`]): what a serial port is set to and which NPort operation mode
-//! serves it, with NPort defaults and validation that reports every bad field
-//! at once. The store, accounts and the event log join it in later issues.
-//! This crate does no IO of its own.
+//! * [`config`]: the typed configuration (ports, security settings, event
+//!   log settings) with validation that reports every bad field at once;
+//! * [`password`], [`login`], [`access`]: password policy and hashing, login
+//!   messages / lockout / session control, allowlist and DoS settings;
+//! * [`event_log`]: the seed's event catalog and the local log.
+//!
+//! The data plane (`ttyward-engine`) and the management plane use these;
+//! this crate opens no sockets.
 
+pub mod access;
 pub mod config;
+pub mod event_log;
+pub mod lockout;
+pub mod login;
+pub mod password;
+pub mod permission;
+pub mod store;

@@ -18,6 +18,7 @@
 
 mod error;
 mod validate;
+pub(crate) mod walk;
 
 use std::net::IpAddr;
 
@@ -40,11 +41,30 @@ pub const MAX_UDP_RANGE_LEN: u128 = 64;
 /// Longest port alias (NPort: 16 characters).
 pub const MAX_ALIAS_CHARS: usize = 16;
 
-/// The whole data-plane configuration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The whole configuration of a ttyward: what `config export` writes and
+/// `config import` reads, and what the daemon keeps in its store.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Config {
     /// Serial ports, in port-number order, numbers unique.
     pub ports: Vec<PortConfig>,
+    /// Access control of both planes (seed §3.4–3.7).
+    pub security: Security,
+    /// What the event log keeps (seed §3.6).
+    pub event_log: crate::event_log::EventLogSettings,
+}
+
+/// The seed's Security and Account Management settings (not the accounts
+/// themselves, which are not configuration).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Security {
+    /// Account Management > Password Policy.
+    pub password_policy: crate::password::PasswordPolicy,
+    /// Security > Login Settings: login message, lockout, session control.
+    pub login: crate::login::LoginSettings,
+    /// Security > Allowlist.
+    pub allowlist: crate::access::Allowlist,
+    /// DoS defence (seed §3.7).
+    pub dos: crate::access::DosSettings,
 }
 
 /// One serial port: the device, its line settings and how it is served.

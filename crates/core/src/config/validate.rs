@@ -7,231 +7,19 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::ops::RangeInclusive;
 
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use ttyward_serial::{DeviceSpec, SerialSettings};
 
 use super::*;
-
-/// Collects errors during one walk.
-#[derive(Default)]
-struct Walk {
-    errors: Vec<FieldError>,
-}
-
-impl Walk {
-    fn err(&mut self, path: &str, message: impl Into<String>) {
-        self.errors.push(FieldError {
-            path: path.to_owned(),
-            message: message.into(),
-        });
-    }
-}
-
-/// A JSON object being read; remembers which keys were used.
-struct Obj<'v> {
-    path: String,
-    map: Option<&'v Map<String, Value>>,
-    used: BTreeSet<&'static str>,
-}
-
-impl<'v> Obj<'v> {
-    /// `value` may be absent (all defaults) but, if present, must be an object.
-    fn new(w: &mut Walk, path: String, value: Option<&'v Value>) -> Obj<'v> {
-        let map = match value {
-            None => None,
-            Some(Value::Object(m)) => Some(m),
-            Some(other) => {
-                w.err(
-                    &path,
-                    format!("expected a table/object, found {}", kind(other)),
-                );
-                None
-            }
-        };
-        Obj {
-            path,
-            map,
-            used: BTreeSet::new(),
-        }
-    }
-
-    fn at(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    fn get(&mut self, key: &'static str) -> Option<&'v Value> {
-        self.used.insert(key);
-        // null is how an unset optional field serialises: same as absent.
-        self.map.and_then(|m| m.get(key)).filter(|v| !v.is_null())
-    }
-
-    /// Report keys nobody asked for.
-    fn finish(self, w: &mut Walk) {
-        if let Some(map) = self.map {
-            for key in map.keys().filter(|k| !self.used.contains(k.as_str())) {
-                let expected: Vec<&str> = self.used.iter().copied().collect();
-                w.err(
-                    &self.at(key),
-                    format!("unknown field; expected one of: {}", expected.join(", ")),
-                );
-            }
-        }
-    }
-
-    fn uint(
-        &mut self,
-        w: &mut Walk,
-        key: &'static str,
-        default: u64,
-        range: RangeInclusive<u64>,
-    ) -> u64 {
-        let Some(v) = self.get(key) else {
-            return default;
-        };
-        match v.as_u64() {
-            Some(n) if range.contains(&n) => n,
-            Some(n) => {
-                w.err(
-                    &self.at(key),
-                    format!("{n} is out of range {}–{}", range.start(), range.end()),
-                );
-                default
-            }
-            None => {
-                w.err(
-                    &self.at(key),
-                    format!(
-                        "expected an integer {}–{}, found {}",
-                        range.start(),
-                        range.end(),
-                        kind(v)
-                    ),
-                );
-                default
-            }
-        }
-    }
-
-    /// An unsigned integer field of type `T` within `range`.
-    fn int<T>(&mut self, w: &mut Walk, key: &'static str, default: T, range: RangeInclusive<T>) -> T
-    where
-        T: Copy + Into<u64> + TryFrom<u64>,
-    {
-        let r = (*range.start()).into()..=(*range.end()).into();
-        T::try_from(self.uint(w, key, default.into(), r)).unwrap_or(default)
-    }
-
-    fn string(&mut self, w: &mut Walk, key: &'static str, max_chars: usize) -> Option<String> {
-        let v = self.get(key)?;
-        match v.as_str() {
-            Some(s) if s.chars().count() <= max_chars => Some(s.to_owned()),
-            Some(_) => {
-                w.err(&self.at(key), format!("longer than {max_chars} characters"));
-                None
-            }
-            None => {
-                w.err(
-                    &self.at(key),
-                    format!("expected a string, found {}", kind(v)),
-                );
-                None
-            }
-        }
-    }
-
-    /// A value whose own serde impl knows the accepted words (parity, ...).
-    fn parse<T: DeserializeOwned>(&mut self, w: &mut Walk, key: &'static str, default: T) -> T {
-        let Some(v) = self.get(key) else {
-            return default;
-        };
-        match serde_json::from_value(v.clone()) {
-            Ok(t) => t,
-            Err(e) => {
-                w.err(&self.at(key), format!("{e}"));
-                default
-            }
-        }
-    }
-
-    /// A delimiter: a byte given as an integer 0–255 or a hex string ("0d", "0x0D").
-    fn byte(&mut self, w: &mut Walk, key: &'static str) -> Option<u8> {
-        let v = self.get(key)?;
-        let parsed = match v {
-            Value::Number(n) => n.as_u64().and_then(|n| u8::try_from(n).ok()),
-            Value::String(s) => {
-                let hex = s.trim_start_matches("0x").trim_start_matches("0X");
-                if hex.is_empty() || hex.len() > 2 {
-                    None
-                } else {
-                    u8::from_str_radix(hex, 16).ok()
-                }
-            }
-            _ => None,
-        };
-        if parsed.is_none() {
-            w.err(
-                &self.at(key),
-                "expected a byte: an integer 0–255 or two hex digits such as \"0d\"",
-            );
-        }
-        parsed
-    }
-
-    fn addrs(&mut self, w: &mut Walk, key: &'static str) -> Vec<IpAddr> {
-        let Some(v) = self.get(key) else {
-            return default_bind();
-        };
-        let path = self.at(key);
-        let Some(items) = v.as_array() else {
-            w.err(
-                &path,
-                "expected a list of IP addresses, e.g. [\"0.0.0.0\", \"::\"]",
-            );
-            return default_bind();
-        };
-        if items.is_empty() {
-            w.err(&path, "must name at least one address");
-        }
-        items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| ip(w, &format!("{path}[{i}]"), item))
-            .collect()
-    }
-}
-
-fn ip(w: &mut Walk, path: &str, v: &Value) -> Option<IpAddr> {
-    match v.as_str().map(str::parse::<IpAddr>) {
-        Some(Ok(a)) => Some(a),
-        _ => {
-            w.err(path, "expected an IPv4 or IPv6 address");
-            None
-        }
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a table",
-    }
-}
+use super::walk::{Obj, Walk, ip, kind};
 
 pub(super) fn config(doc: &Value) -> Result<Config, ConfigError> {
     let mut w = Walk::default();
     let mut top = Obj::new(&mut w, String::new(), Some(doc));
     let mut ports = Vec::new();
+    let security = security(&mut w, top.at("security"), top.get("security"));
+    let event_log = crate::event_log::read_settings(&mut w, top.at("event_log"), top.get("event_log"));
     match top.get("ports") {
         None => {}
         Some(Value::Array(items)) => {
@@ -258,10 +46,26 @@ pub(super) fn config(doc: &Value) -> Result<Config, ConfigError> {
     check_listen_conflicts(&mut w, &ports);
     ports.sort_by_key(|p| p.number);
     if w.errors.is_empty() {
-        Ok(Config { ports })
+        Ok(Config {
+            ports,
+            security,
+            event_log,
+        })
     } else {
         Err(ConfigError { errors: w.errors })
     }
+}
+
+fn security(w: &mut Walk, path: String, value: Option<&Value>) -> Security {
+    let mut o = Obj::new(w, path, value);
+    let security = Security {
+        password_policy: crate::password::read_policy(w, o.at("password_policy"), o.get("password_policy")),
+        login: crate::login::read_settings(w, o.at("login"), o.get("login")),
+        allowlist: crate::access::read_allowlist(w, o.at("allowlist"), o.get("allowlist")),
+        dos: crate::access::read_dos(w, o.at("dos"), o.get("dos")),
+    };
+    o.finish(w);
+    security
 }
 
 fn port(w: &mut Walk, index: usize, value: &Value) -> PortConfig {

@@ -1,0 +1,89 @@
+//! Schema versions. Each migration runs once, in one transaction, and bumps
+//! `PRAGMA user_version`; a database newer than this build is refused rather
+//! than guessed at.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The schema version this build writes.
+pub const VERSION: i64 = 1;
+
+/// Migration `n` brings the schema from version `n` to `n + 1`.
+fn migrations() -> [String; 1] {
+    [format!("{V1}\n{}", crate::event_log::SCHEMA)]
+}
+
+const V1: &str = "
+CREATE TABLE config (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT
+);
+CREATE TABLE groups (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    builtin INTEGER NOT NULL,
+    permissions TEXT NOT NULL
+);
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    group_name TEXT NOT NULL REFERENCES groups(name) ON UPDATE CASCADE,
+    active INTEGER NOT NULL,
+    password_hash TEXT NOT NULL,
+    password_changed_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    token_hash BLOB NOT NULL UNIQUE,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    interface TEXT NOT NULL,
+    source TEXT,
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL
+);
+CREATE INDEX sessions_account ON sessions(account_id);
+-- account '' = the source address as a whole (see crate::lockout)
+CREATE TABLE login_failures (
+    account TEXT NOT NULL COLLATE NOCASE,
+    source TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    last_failure INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL,
+    PRIMARY KEY (account, source)
+);
+CREATE TABLE setup_code (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    code_hash BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+";
+
+/// Bring `conn` up to [`VERSION`].
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            supported: VERSION,
+        });
+    }
+    for (from, sql) in migrations().iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        // IMMEDIATE: two processes starting at once cannot both migrate.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if now > i64::try_from(from).unwrap_or(i64::MAX) {
+            continue; // the other process did it
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i64::try_from(from + 1).unwrap_or(VERSION))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
