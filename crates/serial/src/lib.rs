@@ -12,6 +12,7 @@
 //! parameters follow `spec/nport-operation-modes.md` §6.
 
 pub mod device;
+pub mod discover;
 pub mod error;
 pub mod fake;
 pub mod modem;

@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn creates_private_files_and_migrates() {
-        let dir = tempdir();
+        let dir = crate::testutil::tempdir();
         let data = dir.join("data");
         let store = Store::open(&data).expect("open");
         let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
@@ -211,18 +211,5 @@ mod tests {
         // Opening again finds the schema current and changes nothing.
         Store::open(&data).expect("reopen");
         fs::remove_dir_all(dir).ok();
-    }
-
-    pub(crate) fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "ttyward-store-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        fs::create_dir_all(&dir).expect("tempdir");
-        dir
     }
 }
