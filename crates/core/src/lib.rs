@@ -11,10 +11,28 @@
 //! this crate opens no sockets.
 
 pub mod access;
+pub mod account;
 pub mod config;
 pub mod event_log;
 pub mod lockout;
 pub mod login;
 pub mod password;
 pub mod permission;
+pub mod session;
 pub mod store;
+
+/// Fixtures shared by the unit tests of this crate.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::PathBuf;
+
+    /// A fresh, empty directory under the system temp dir.
+    pub(crate) fn tempdir() -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ttyward-core-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("tempdir");
+        dir
+    }
+}
