@@ -18,6 +18,7 @@ pub mod lockout;
 pub mod login;
 pub mod password;
 pub mod permission;
+pub mod service;
 pub mod session;
 pub mod store;
 

@@ -155,9 +155,11 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let mut s = LoginSettings::default();
-        s.message = "Authorised use only".into();
-        s.failure_message = Some("No.".into());
+        let mut s = LoginSettings {
+            message: "Authorised use only".into(),
+            failure_message: Some("No.".into()),
+            ..LoginSettings::default()
+        };
         s.lockout.lockout_s = 2;
         s.sessions.max_total = 3;
         let (back, errors) = read(&serde_json::to_value(&s).expect("json"));

@@ -182,6 +182,14 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf, StoreError> {
     Ok(path)
 }
 
+/// Unix seconds as RFC 3339 UTC (`2026-11-25T13:08:30Z`).
+pub fn format_time(unix_s: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_s)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix_s.to_string())
+}
+
 /// Seconds since the Unix epoch (UTC).
 pub fn now_s() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
