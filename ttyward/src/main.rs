@@ -1,14 +1,22 @@
 //! `ttyward`: the secure serial device server.
 //!
-//! Subcommands: `bridge` (ad-hoc ports from the command line or a TOML
-//! file, no accounts, no data directory) and `demo` (simulated devices on
-//! several ports in different modes). Both run the same engine the daemon
-//! will run. Exit codes: 0 clean stop, 1 runtime failure, 64 bad
+//! Subcommands: `run` (the daemon: state in a data directory, accounts,
+//! the Gate, live configuration), `admin`, `config` and `events` (host-side
+//! work on the data directory, safe while the daemon runs), `bridge`
+//! (ad-hoc ports from the command line or a TOML file, no accounts, no data
+//! directory) and `demo` (simulated devices on several ports). All run the
+//! same engine. Exit codes: 0 clean stop, 1 runtime failure, 64 bad
 //! configuration or arguments.
 
+mod admin;
 mod bridge;
+mod config_cmd;
+mod daemon;
 mod demo;
+mod events_cmd;
 mod serve;
+
+use std::path::PathBuf;
 
 use std::process::ExitCode;
 
@@ -32,10 +40,29 @@ struct Cli {
     /// Log filter (tracing syntax), e.g. "debug" or "ttyward_engine=debug".
     #[arg(long, global = true, env = "TTYWARD_LOG", default_value = "info")]
     log: String,
+    /// Where the daemon keeps its state (run, admin, config, events).
+    #[arg(
+        long,
+        global = true,
+        env = "TTYWARD_DATA_DIR",
+        default_value = "/var/lib/ttyward"
+    )]
+    data_dir: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the device server (the daemon) on the data directory.
+    Run(daemon::Args),
+    /// Accounts on this host: create the first Administrator, reset
+    /// passwords, lift lockouts.
+    #[command(subcommand)]
+    Admin(admin::Command),
+    /// Show, export or import the configuration (TOML).
+    #[command(subcommand)]
+    Config(config_cmd::Command),
+    /// Read the event log.
+    Events(events_cmd::Args),
     /// Serve serial devices ad hoc: DEVICE@HOST:PORT ...
     Bridge(Box<bridge::Args>),
     /// Run simulated devices on several ports, with commands to try them.
@@ -69,10 +96,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let data_dir = cli.data_dir;
     let result = runtime.block_on(async {
         match cli.command {
             Command::Bridge(args) => bridge::run(*args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Run(args) => daemon::run(open(&data_dir)?, args).await,
+            Command::Admin(c) => {
+                with_service(&data_dir, |s| async move { admin::run(&s, c).await }).await
+            }
+            Command::Config(c) => {
+                with_service(&data_dir, |s| async move { config_cmd::run(&s, c).await }).await
+            }
+            Command::Events(a) => {
+                with_service(&data_dir, |s| async move { events_cmd::run(&s, a).await }).await
+            }
         }
     });
     match result {
@@ -86,4 +124,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Open the data directory; a stored configuration that does not validate
+/// is a configuration error (exit 64), anything else a runtime failure.
+fn open(dir: &std::path::Path) -> Result<ttyward_core::service::Service, serve::Failure> {
+    use ttyward_core::service::ServiceError;
+    use ttyward_core::store::StoreError;
+    ttyward_core::service::Service::open(dir).map_err(|e| match e {
+        ServiceError::Store(StoreError::Corrupt {
+            what: "configuration",
+            ..
+        }) => serve::Failure::Config(e.to_string()),
+        e => serve::Failure::Runtime(e.into()),
+    })
+}
+
+/// Run a one-shot command on the data directory, then make sure the events
+/// it recorded are written before the process exits.
+async fn with_service<F, Fut>(dir: &std::path::Path, f: F) -> Result<(), serve::Failure>
+where
+    F: FnOnce(ttyward_core::service::Service) -> Fut,
+    Fut: std::future::Future<Output = Result<(), serve::Failure>>,
+{
+    let service = open(dir)?;
+    let result = f(service.clone()).await;
+    if let Err(e) = service.events().flush().await {
+        tracing::warn!("event log: {e}");
+    }
+    result
 }

@@ -1,6 +1,6 @@
 //! Running a configuration in the foreground until a signal: start the
 //! engine, print the machine-readable ready line, wait for SIGINT/SIGTERM,
-//! drain. Shared by `bridge` and `demo`.
+//! drain. Shared by `bridge`, `demo` and `run`.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use ttyward_core::config::Config;
 use ttyward_engine::{Engine, EventSink};
 
 /// How long stopping may take before tasks are abandoned.
-const DRAIN_GRACE: Duration = Duration::from_secs(3);
+pub const DRAIN_GRACE: Duration = Duration::from_secs(3);
 
 /// Why a subcommand failed.
 #[derive(Debug)]
@@ -26,9 +26,26 @@ impl From<ttyward_core::config::ConfigError> for Failure {
 }
 
 /// Start `config`; `announce` runs once everything listens.
-pub async fn run(config: &Config, announce: impl FnOnce(&Engine)) -> Result<(), Failure> {
+pub async fn run(config: &Config, on_ready: impl FnOnce(&Engine)) -> Result<(), Failure> {
     let engine =
         Engine::start(config, EventSink::new(256)).map_err(|e| Failure::Config(e.to_string()))?;
+    announce(&engine, serde_json::json!({}));
+    on_ready(&engine);
+    wait_for_signal()
+        .await
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    tracing::info!("stopping");
+    log_counters(&engine);
+    if !engine.shutdown(DRAIN_GRACE).await {
+        tracing::warn!("some sessions did not finish within {DRAIN_GRACE:?}");
+    }
+    Ok(())
+}
+
+/// Print the ready line: one JSON object with the bound addresses (and
+/// `extra`'s fields), so a script or test can wait for it instead of
+/// parsing logs.
+pub fn announce(engine: &Engine, extra: serde_json::Value) {
     let listeners: Vec<serde_json::Value> = engine
         .listeners()
         .iter()
@@ -36,16 +53,16 @@ pub async fn run(config: &Config, announce: impl FnOnce(&Engine)) -> Result<(), 
             serde_json::json!({"port": l.port, "mode": l.mode, "transport": l.transport, "addr": l.addr.to_string()})
         })
         .collect();
-    // One line a script or test can wait for instead of parsing logs.
-    println!(
-        "{}",
-        serde_json::json!({"event": "ready", "pid": std::process::id(), "listeners": listeners})
-    );
-    announce(&engine);
-    wait_for_signal()
-        .await
-        .map_err(|e| Failure::Runtime(e.into()))?;
-    tracing::info!("stopping");
+    let mut line =
+        serde_json::json!({"event": "ready", "pid": std::process::id(), "listeners": listeners});
+    if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
+        line.extend(extra);
+    }
+    println!("{line}");
+}
+
+/// One log line per port with its counters (at stop).
+pub fn log_counters(engine: &Engine) {
     for port in engine.ports() {
         let c = port.counters().snapshot();
         tracing::info!(
@@ -61,13 +78,10 @@ pub async fn run(config: &Config, announce: impl FnOnce(&Engine)) -> Result<(), 
             c.device_lost
         );
     }
-    if !engine.shutdown(DRAIN_GRACE).await {
-        tracing::warn!("some sessions did not finish within {DRAIN_GRACE:?}");
-    }
-    Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Wait for SIGTERM or SIGINT.
+pub async fn wait_for_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

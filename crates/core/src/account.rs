@@ -82,14 +82,22 @@ pub fn list(conn: &Connection) -> Result<Vec<Account>, StoreError> {
 /// The account called `name` (any case).
 pub fn find(conn: &Connection, name: &str) -> Result<Option<Account>, StoreError> {
     Ok(conn
-        .query_row(&format!("{SELECT} WHERE name = ?1"), params![name], row_to_account)
+        .query_row(
+            &format!("{SELECT} WHERE name = ?1"),
+            params![name],
+            row_to_account,
+        )
         .optional()?)
 }
 
 /// The account with row id `id`.
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Account>, StoreError> {
     Ok(conn
-        .query_row(&format!("{SELECT} WHERE id = ?1"), params![id], row_to_account)
+        .query_row(
+            &format!("{SELECT} WHERE id = ?1"),
+            params![id],
+            row_to_account,
+        )
         .optional()?)
 }
 
@@ -195,7 +203,10 @@ fn to_group((name, builtin, perms): (String, bool, String)) -> Result<Group, Sto
     Ok(Group {
         name,
         builtin,
-        permissions: names.iter().filter_map(|n| Permission::from_name(n)).collect(),
+        permissions: names
+            .iter()
+            .filter_map(|n| Permission::from_name(n))
+            .collect(),
     })
 }
 
@@ -220,7 +231,11 @@ pub fn group(conn: &Connection, name: &str) -> Result<Option<Group>, StoreError>
 }
 
 /// Create or replace a custom group; false if a built-in has that name.
-pub fn put_group(conn: &Connection, name: &str, permissions: &Permissions) -> Result<bool, StoreError> {
+pub fn put_group(
+    conn: &Connection,
+    name: &str,
+    permissions: &Permissions,
+) -> Result<bool, StoreError> {
     Ok(conn.execute(
         "INSERT INTO groups (name, builtin, permissions) VALUES (?1, 0, ?2)
          ON CONFLICT (name) DO UPDATE SET permissions = excluded.permissions WHERE builtin = 0",
@@ -275,7 +290,10 @@ mod tests {
                 let mut p = Permissions::new();
                 p.insert(Permission::SerialView);
                 assert!(put_group(c, "viewers", &p)?);
-                assert!(!put_group(c, "operator", &p)?, "built-ins cannot be replaced");
+                assert!(
+                    !put_group(c, "operator", &p)?,
+                    "built-ins cannot be replaced"
+                );
                 assert_eq!(group(c, "VIEWERS")?.map(|g| g.permissions), Some(p));
                 assert_eq!(groups(c)?.len(), 3);
                 assert!(delete_group(c, "viewers")?);

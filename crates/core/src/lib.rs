@@ -31,7 +31,8 @@ pub(crate) mod testutil {
     pub(crate) fn tempdir() -> PathBuf {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("ttyward-core-test-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ttyward-core-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("tempdir");
         dir

@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(locked_until(&c, "admin", "10.0.0.9", 102).expect("q"), None);
         let o = record_failure(&c, &s, "admin", "10.0.0.9", 102).expect("fail");
         assert!(o.locked_pair && o.locked_source);
-        assert_eq!(locked_until(&c, "ADMIN", "10.0.0.9", 103).expect("q"), Some(162));
+        assert_eq!(
+            locked_until(&c, "ADMIN", "10.0.0.9", 103).expect("q"),
+            Some(162)
+        );
         assert_eq!(locked_until(&c, "admin", "10.0.0.9", 162).expect("q"), None);
     }
 
@@ -181,7 +184,11 @@ mod tests {
         for t in 0..3 {
             record_failure(&c, &s, "admin", "10.0.0.9", t).expect("fail");
         }
-        assert!(locked_until(&c, "admin", "10.0.0.9", 5).expect("q").is_some());
+        assert!(
+            locked_until(&c, "admin", "10.0.0.9", 5)
+                .expect("q")
+                .is_some()
+        );
         assert_eq!(locked_until(&c, "admin", "10.0.0.1", 5).expect("q"), None);
     }
 
@@ -204,7 +211,10 @@ mod tests {
         record_failure(&c, &s, "op", "h", 0).expect("fail");
         record_failure(&c, &s, "op", "h", 1).expect("fail");
         let o = record_failure(&c, &s, "op", "h", 1000).expect("fail");
-        assert!(!o.locked_pair, "the first two were older than the lockout time");
+        assert!(
+            !o.locked_pair,
+            "the first two were older than the lockout time"
+        );
         s.reset_counter = false;
         let o = record_failure(&c, &s, "op", "h", 5000).expect("fail");
         assert!(!o.locked_pair);
@@ -233,7 +243,10 @@ mod tests {
             record_failure(&c, &s, "admin", "h", t).expect("fail");
         }
         assert_eq!(unlock_account(&c, "Admin").expect("unlock"), 1);
-        assert!(locked_until(&c, "admin", "h", 4).expect("q").is_some(), "the source lock stays");
+        assert!(
+            locked_until(&c, "admin", "h", 4).expect("q").is_some(),
+            "the source lock stays"
+        );
         record_success(&c, "admin", "h").expect("ok");
         assert!(purge(&c, &s, 1000).expect("purge") <= 1);
     }

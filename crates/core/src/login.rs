@@ -32,7 +32,9 @@ pub struct LoginSettings {
 impl LoginSettings {
     /// The failure message in force.
     pub fn failure_message(&self) -> &str {
-        self.failure_message.as_deref().unwrap_or(DEFAULT_FAILURE_MESSAGE)
+        self.failure_message
+            .as_deref()
+            .unwrap_or(DEFAULT_FAILURE_MESSAGE)
     }
 }
 
@@ -94,7 +96,9 @@ impl Default for SessionControl {
 /// Read the `security.login` section.
 pub(crate) fn read_settings(w: &mut Walk, path: String, value: Option<&Value>) -> LoginSettings {
     let mut o = Obj::new(w, path, value);
-    let message = o.string(w, "message", MAX_MESSAGE_CHARS).unwrap_or_default();
+    let message = o
+        .string(w, "message", MAX_MESSAGE_CHARS)
+        .unwrap_or_default();
     let failure_message = o.string(w, "failure_message", MAX_MESSAGE_CHARS);
     let lockout = read_lockout(w, o.at("lockout"), o.get("lockout"));
     let sessions = read_sessions(w, o.at("sessions"), o.get("sessions"));
@@ -177,6 +181,10 @@ mod tests {
         }));
         assert_eq!(errors.len(), 5, "{errors:?}");
         assert!(errors[0].starts_with("security.login.message"));
-        assert!(errors.iter().any(|e| e.starts_with("security.login.sessions.colour")));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("security.login.sessions.colour"))
+        );
     }
 }

@@ -56,10 +56,12 @@ impl std::fmt::Debug for SessionToken {
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A live session, as listed to administrators (no token).
@@ -85,7 +87,9 @@ pub struct SessionInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SessionLimit {
     /// The account has `max_per_account` live sessions.
-    #[error("this account already has {0} sessions; log out of one or ask an administrator to end one")]
+    #[error(
+        "this account already has {0} sessions; log out of one or ask an administrator to end one"
+    )]
     PerAccount(u16),
     /// The device has `max_total` live sessions.
     #[error("the device already has {0} sessions; try again later")]
@@ -197,7 +201,11 @@ pub fn list(
 }
 
 /// Delete expired sessions; returns how many.
-pub fn purge_expired(conn: &Connection, control: &SessionControl, now: i64) -> Result<usize, StoreError> {
+pub fn purge_expired(
+    conn: &Connection,
+    control: &SessionControl,
+    now: i64,
+) -> Result<usize, StoreError> {
     Ok(conn.execute(
         "DELETE FROM sessions WHERE last_seen <= ?1 OR created_at <= ?2",
         params![
@@ -207,7 +215,8 @@ pub fn purge_expired(conn: &Connection, control: &SessionControl, now: i64) -> R
     )?)
 }
 
-const SELECT: &str = "SELECT s.id, s.account_id, a.name, s.interface, s.source, s.created_at, s.last_seen
+const SELECT: &str =
+    "SELECT s.id, s.account_id, a.name, s.interface, s.source, s.created_at, s.last_seen
      FROM sessions s JOIN accounts a ON a.id = s.account_id";
 
 fn row_to_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
@@ -257,8 +266,10 @@ mod tests {
         let (store, dir) = setup();
         let (token, stored) = store
             .call_blocking(|c| {
-                let (t, _) = create(c, &control(), 1, "web", Some("127.0.0.1"), 100)?.expect("room");
-                let stored: Vec<u8> = c.query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))?;
+                let (t, _) =
+                    create(c, &control(), 1, "web", Some("127.0.0.1"), 100)?.expect("room");
+                let stored: Vec<u8> =
+                    c.query_row("SELECT token_hash FROM sessions", [], |r| r.get(0))?;
                 Ok((t, stored))
             })
             .expect("create");
@@ -275,7 +286,10 @@ mod tests {
             .call_blocking(|c| {
                 let ctl = control();
                 let (t, _) = create(c, &ctl, 1, "web", None, 0)?.expect("room");
-                assert!(validate(c, &ctl, &t, 59)?.is_some(), "used within the idle time");
+                assert!(
+                    validate(c, &ctl, &t, 59)?.is_some(),
+                    "used within the idle time"
+                );
                 assert!(validate(c, &ctl, &t, 118)?.is_some());
                 assert!(validate(c, &ctl, &t, 178)?.is_none(), "idle for 60 s");
                 let (t, _) = create(c, &ctl, 1, "web", None, 1000)?.expect("room");
@@ -298,9 +312,15 @@ mod tests {
                 let ctl = control();
                 create(c, &ctl, 1, "web", None, 0)?.expect("1");
                 create(c, &ctl, 1, "web", None, 0)?.expect("2");
-                assert_eq!(create(c, &ctl, 1, "web", None, 0)?.err(), Some(SessionLimit::PerAccount(2)));
+                assert_eq!(
+                    create(c, &ctl, 1, "web", None, 0)?.err(),
+                    Some(SessionLimit::PerAccount(2))
+                );
                 create(c, &ctl, 2, "web", None, 0)?.expect("3");
-                assert_eq!(create(c, &ctl, 2, "web", None, 0)?.err(), Some(SessionLimit::Total(3)));
+                assert_eq!(
+                    create(c, &ctl, 2, "web", None, 0)?.err(),
+                    Some(SessionLimit::Total(3))
+                );
                 assert_eq!(list(c, &ctl, Some(1), 1)?.len(), 2);
                 assert_eq!(end_all_of(c, 1)?, 2);
                 assert_eq!(list(c, &ctl, None, 1)?.len(), 1);

@@ -63,7 +63,10 @@ async fn with_accounts() -> (Service, Dir) {
 }
 
 async fn login_as(s: &Service, name: &str, pw: &str, source: Source) -> Caller {
-    let ok = s.login(name, pw, source, Interface::Web).await.expect("login");
+    let ok = s
+        .login(name, pw, source, Interface::Web)
+        .await
+        .expect("login");
     s.authenticate(&ok.token, source, Interface::Web)
         .await
         .expect("session valid")
@@ -90,24 +93,45 @@ async fn fresh_data_dir_accepts_no_credential_and_setup_code_is_single_use() {
     let dir = Dir::new();
     let s = Service::open(&dir.0).expect("open");
     assert!(!s.has_administrator().await.expect("q"));
-    for (name, pw) in [("admin", "admin"), ("admin", ""), ("root", "moxa"), ("admin", ADMIN_PW)] {
+    for (name, pw) in [
+        ("admin", "admin"),
+        ("admin", ""),
+        ("root", "moxa"),
+        ("admin", ADMIN_PW),
+    ] {
         let r = s.login(name, pw, net(1), Interface::Web).await;
-        assert!(matches!(r, Err(ServiceError::LoginFailed { .. })), "{name}/{pw}: {r:?}");
+        assert!(
+            matches!(r, Err(ServiceError::LoginFailed { .. })),
+            "{name}/{pw}: {r:?}"
+        );
     }
     let code = s.issue_setup_code().await.expect("issue").expect("a code");
     let file = dir.0.join("setup-code");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).expect("file").permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&file).expect("file").permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
     // From the network, the code is required and must be right.
-    let r = s.create_first_admin(&web(net(1)), "admin", ADMIN_PW, None).await;
+    let r = s
+        .create_first_admin(&web(net(1)), "admin", ADMIN_PW, None)
+        .await;
     assert!(matches!(r, Err(ServiceError::Invalid(_))), "{r:?}");
-    let r = s.create_first_admin(&web(net(1)), "admin", ADMIN_PW, Some("AAAAA-BBBBB-CCCCC-DDDDD")).await;
+    let r = s
+        .create_first_admin(
+            &web(net(1)),
+            "admin",
+            ADMIN_PW,
+            Some("AAAAA-BBBBB-CCCCC-DDDDD"),
+        )
+        .await;
     assert!(matches!(r, Err(ServiceError::Conflict(_))), "{r:?}");
     s.create_first_admin(&web(net(1)), "admin", ADMIN_PW, Some(&code.to_lowercase()))
         .await
         .expect("the right code, in any case, works once");
     assert!(!file.exists(), "the code file is gone");
-    let again = s.create_first_admin(&web(net(1)), "second", ADMIN_PW, Some(&code)).await;
+    let again = s
+        .create_first_admin(&web(net(1)), "second", ADMIN_PW, Some(&code))
+        .await;
     assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
     assert!(s.issue_setup_code().await.expect("issue").is_none());
     login_as(&s, "admin", ADMIN_PW, net(1)).await;
@@ -121,12 +145,21 @@ async fn lockout_refuses_even_the_right_password_then_lifts() {
     let mut cfg = (*s.config()).clone();
     cfg.security.login.lockout.max_failures = 3;
     cfg.security.login.lockout.lockout_s = 2;
-    s.update_config(&Caller::local(), cfg, false).await.expect("settings");
+    s.update_config(&Caller::local(), cfg, false)
+        .await
+        .expect("settings");
     for _ in 0..3 {
-        assert!(s.login("op", "wrong password", net(9), Interface::Web).await.is_err());
+        assert!(
+            s.login("op", "wrong password", net(9), Interface::Web)
+                .await
+                .is_err()
+        );
     }
     let r = s.login("op", OP_PW, net(9), Interface::Web).await;
-    assert!(matches!(r, Err(ServiceError::LoginFailed { .. })), "locked: {r:?}");
+    assert!(
+        matches!(r, Err(ServiceError::LoginFailed { .. })),
+        "locked: {r:?}"
+    );
     // Another address is not locked out of the same account.
     login_as(&s, "op", OP_PW, net(10)).await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -139,13 +172,24 @@ async fn lockout_refuses_even_the_right_password_then_lifts() {
 async fn lockout_survives_a_restart_and_unlock_lifts_it() {
     let (s, dir) = with_accounts().await;
     for _ in 0..5 {
-        assert!(s.login("admin", "nope", net(7), Interface::Web).await.is_err());
+        assert!(
+            s.login("admin", "nope", net(7), Interface::Web)
+                .await
+                .is_err()
+        );
     }
     s.events().flush().await.expect("flush");
     drop(s);
     let s = Service::open(&dir.0).expect("reopen");
-    assert!(s.login("admin", ADMIN_PW, net(7), Interface::Web).await.is_err(), "still locked");
-    s.unlock(&Caller::local(), Some("admin"), Some("127.0.0.7")).await.expect("unlock");
+    assert!(
+        s.login("admin", ADMIN_PW, net(7), Interface::Web)
+            .await
+            .is_err(),
+        "still locked"
+    );
+    s.unlock(&Caller::local(), Some("admin"), Some("127.0.0.7"))
+        .await
+        .expect("unlock");
     login_as(&s, "admin", ADMIN_PW, net(7)).await;
 }
 
@@ -153,16 +197,35 @@ async fn lockout_survives_a_restart_and_unlock_lifts_it() {
 async fn disabling_or_deleting_an_account_ends_its_sessions_at_once() {
     let (s, _dir) = with_accounts().await;
     let admin = login_as(&s, "admin", ADMIN_PW, net(1)).await;
-    let ok = s.login("op", OP_PW, net(2), Interface::Api).await.expect("login");
-    s.authenticate(&ok.token, net(2), Interface::Api).await.expect("valid");
-    s.set_account_active(&admin, "op", false).await.expect("disable");
+    let ok = s
+        .login("op", OP_PW, net(2), Interface::Api)
+        .await
+        .expect("login");
+    s.authenticate(&ok.token, net(2), Interface::Api)
+        .await
+        .expect("valid");
+    s.set_account_active(&admin, "op", false)
+        .await
+        .expect("disable");
     let r = s.authenticate(&ok.token, net(2), Interface::Api).await;
     assert!(matches!(r, Err(ServiceError::Unauthenticated)), "{r:?}");
-    assert!(s.login("op", OP_PW, net(2), Interface::Web).await.is_err(), "disabled cannot log in");
-    s.set_account_active(&admin, "op", true).await.expect("enable");
-    let ok = s.login("op", OP_PW, net(2), Interface::Api).await.expect("login");
+    assert!(
+        s.login("op", OP_PW, net(2), Interface::Web).await.is_err(),
+        "disabled cannot log in"
+    );
+    s.set_account_active(&admin, "op", true)
+        .await
+        .expect("enable");
+    let ok = s
+        .login("op", OP_PW, net(2), Interface::Api)
+        .await
+        .expect("login");
     s.delete_account(&admin, "op").await.expect("delete");
-    assert!(s.authenticate(&ok.token, net(2), Interface::Api).await.is_err());
+    assert!(
+        s.authenticate(&ok.token, net(2), Interface::Api)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -176,8 +239,12 @@ async fn the_last_active_administrator_stays() {
     ] {
         assert!(matches!(r, Err(ServiceError::Conflict(_))), "{r:?}");
     }
-    s.create_account(&me, "admin2", "Administrator", ADMIN_PW).await.expect("second");
-    s.set_account_group(&me, "admin", "Operator").await.expect("now allowed");
+    s.create_account(&me, "admin2", "Administrator", ADMIN_PW)
+        .await
+        .expect("second");
+    s.set_account_group(&me, "admin", "Operator")
+        .await
+        .expect("now allowed");
 }
 
 #[tokio::test]
@@ -185,22 +252,51 @@ async fn sessions_expire_are_limited_and_end_at_logout() {
     let (s, _dir) = with_accounts().await;
     let mut cfg = (*s.config()).clone();
     cfg.security.login.sessions.max_per_account = 2;
-    s.update_config(&Caller::local(), cfg, false).await.expect("settings");
-    let a = s.login("op", OP_PW, net(3), Interface::Web).await.expect("1");
-    s.login("op", OP_PW, net(3), Interface::Web).await.expect("2");
+    s.update_config(&Caller::local(), cfg, false)
+        .await
+        .expect("settings");
+    let a = s
+        .login("op", OP_PW, net(3), Interface::Web)
+        .await
+        .expect("1");
+    s.login("op", OP_PW, net(3), Interface::Web)
+        .await
+        .expect("2");
     let r = s.login("op", OP_PW, net(3), Interface::Web).await;
     assert!(matches!(r, Err(ServiceError::SessionLimit(_))), "{r:?}");
-    let caller = s.authenticate(&a.token, net(3), Interface::Web).await.expect("valid");
+    let caller = s
+        .authenticate(&a.token, net(3), Interface::Web)
+        .await
+        .expect("valid");
     s.logout(&caller).await.expect("logout");
-    assert!(s.authenticate(&a.token, net(3), Interface::Web).await.is_err(), "dead after logout");
+    assert!(
+        s.authenticate(&a.token, net(3), Interface::Web)
+            .await
+            .is_err(),
+        "dead after logout"
+    );
     let forged = SessionToken::presented(&"0".repeat(64));
-    assert!(s.authenticate(&forged, net(3), Interface::Web).await.is_err());
+    assert!(
+        s.authenticate(&forged, net(3), Interface::Web)
+            .await
+            .is_err()
+    );
     // An administrator lists and ends anyone's session.
     let admin = login_as(&s, "admin", ADMIN_PW, net(1)).await;
     let list = s.sessions(&admin).await.expect("list");
-    let theirs = list.iter().find(|x| x.account == "op").expect("op's session").id;
+    let theirs = list
+        .iter()
+        .find(|x| x.account == "op")
+        .expect("op's session")
+        .id;
     s.end_session(&admin, theirs).await.expect("end");
-    assert!(s.sessions(&admin).await.expect("list").iter().all(|x| x.account != "op"));
+    assert!(
+        s.sessions(&admin)
+            .await
+            .expect("list")
+            .iter()
+            .all(|x| x.account != "op")
+    );
 }
 
 #[tokio::test]
@@ -213,11 +309,17 @@ async fn passwords_follow_the_policy_and_own_change_needs_the_old_one() {
     }
     let long = "a sixty-four character passphrase is fine with nothing else 1234";
     assert_eq!(long.chars().count(), 64);
-    s.create_account(&me, "op2", "Operator", long).await.expect("64-char passphrase");
+    s.create_account(&me, "op2", "Operator", long)
+        .await
+        .expect("64-char passphrase");
     let op = login_as(&s, "op2", long, net(4)).await;
-    let r = s.change_own_password(&op, "not the old one", "another fine passphrase").await;
+    let r = s
+        .change_own_password(&op, "not the old one", "another fine passphrase")
+        .await;
     assert!(matches!(r, Err(ServiceError::Invalid(_))), "{r:?}");
-    s.change_own_password(&op, long, "another fine passphrase").await.expect("change");
+    s.change_own_password(&op, long, "another fine passphrase")
+        .await
+        .expect("change");
     login_as(&s, "op2", "another fine passphrase", net(4)).await;
 }
 
@@ -226,23 +328,38 @@ async fn expired_password_allows_nothing_but_a_change() {
     let (s, _dir) = with_accounts().await;
     let mut cfg = (*s.config()).clone();
     cfg.security.password_policy.lifetime_days = Some(1);
-    s.update_config(&Caller::local(), cfg, false).await.expect("settings");
+    s.update_config(&Caller::local(), cfg, false)
+        .await
+        .expect("settings");
     // Age the password by two days.
     s.store()
         .call(|c| {
-            c.execute("UPDATE accounts SET password_changed_at = password_changed_at - 2 * 86400", [])?;
+            c.execute(
+                "UPDATE accounts SET password_changed_at = password_changed_at - 2 * 86400",
+                [],
+            )?;
             Ok(())
         })
         .await
         .expect("age");
-    let ok = s.login("op", OP_PW, net(5), Interface::Web).await.expect("login still works");
+    let ok = s
+        .login("op", OP_PW, net(5), Interface::Web)
+        .await
+        .expect("login still works");
     assert!(ok.must_change_password);
-    let op = s.authenticate(&ok.token, net(5), Interface::Web).await.expect("valid");
+    let op = s
+        .authenticate(&ok.token, net(5), Interface::Web)
+        .await
+        .expect("valid");
     let r = s.query_events(&op, EventQuery::default()).await;
     assert!(matches!(r, Err(ServiceError::PasswordExpired)), "{r:?}");
-    s.change_own_password(&op, OP_PW, "a brand new passphrase").await.expect("change");
+    s.change_own_password(&op, OP_PW, "a brand new passphrase")
+        .await
+        .expect("change");
     let op = login_as(&s, "op", "a brand new passphrase", net(5)).await;
-    s.query_events(&op, EventQuery::default()).await.expect("allowed again");
+    s.query_events(&op, EventQuery::default())
+        .await
+        .expect("allowed again");
 }
 
 /// Every operation guarded by a permission, tried as an Operator: those
@@ -252,35 +369,69 @@ async fn expired_password_allows_nothing_but_a_change() {
 async fn operator_is_refused_every_security_and_account_management_action() {
     let (s, _dir) = with_accounts().await;
     let op = login_as(&s, "op", OP_PW, net(6)).await;
-    let granted = |p: Permission| op.principal.as_ref().is_some_and(|x| x.permissions.contains(&p));
+    let granted = |p: Permission| {
+        op.principal
+            .as_ref()
+            .is_some_and(|x| x.permissions.contains(&p))
+    };
     for p in Permission::ALL {
-        let security_or_accounts = p.name().starts_with("security.") || p.name().starts_with("accounts.");
+        let security_or_accounts =
+            p.name().starts_with("security.") || p.name().starts_with("accounts.");
         if security_or_accounts {
             assert!(!granted(p), "{p}");
-            assert!(matches!(op.require(p), Err(ServiceError::Forbidden { .. })), "{p}");
+            assert!(
+                matches!(op.require(p), Err(ServiceError::Forbidden { .. })),
+                "{p}"
+            );
         }
     }
     // And through the real operations:
     let denied = |r: Result<(), ServiceError>, what: &str| {
-        assert!(matches!(r, Err(ServiceError::Forbidden { .. })), "{what}: {r:?}");
+        assert!(
+            matches!(r, Err(ServiceError::Forbidden { .. })),
+            "{what}: {r:?}"
+        );
     };
     denied(s.accounts(&op).await.map(drop), "list accounts");
-    denied(s.create_account(&op, "x1", "Operator", OP_PW).await.map(drop), "create account");
-    denied(s.set_account_active(&op, "admin", false).await, "disable account");
+    denied(
+        s.create_account(&op, "x1", "Operator", OP_PW)
+            .await
+            .map(drop),
+        "create account",
+    );
+    denied(
+        s.set_account_active(&op, "admin", false).await,
+        "disable account",
+    );
     denied(s.delete_account(&op, "admin").await, "delete account");
-    denied(s.set_account_group(&op, "op", "Administrator").await, "change group");
-    denied(s.set_password(&op, "admin", "a new admin passphrase").await, "reset password");
+    denied(
+        s.set_account_group(&op, "op", "Administrator").await,
+        "change group",
+    );
+    denied(
+        s.set_password(&op, "admin", "a new admin passphrase").await,
+        "reset password",
+    );
     denied(s.groups(&op).await.map(drop), "list groups");
-    denied(s.put_group(&op, "g", Permissions::new()).await, "create group");
+    denied(
+        s.put_group(&op, "g", Permissions::new()).await,
+        "create group",
+    );
     denied(s.delete_group(&op, "g").await, "delete group");
     denied(s.unlock(&op, Some("admin"), None).await.map(drop), "unlock");
     denied(s.export_config(&op).map(drop), "export config");
-    denied(s.import_config(&op, "", false).await.map(drop), "import config");
+    denied(
+        s.import_config(&op, "", false).await.map(drop),
+        "import config",
+    );
     let q = EventQuery {
         categories: vec![ttyward_core::event_log::Category::Security],
         ..EventQuery::default()
     };
-    denied(s.query_events(&op, q).await.map(drop), "read security events");
+    denied(
+        s.query_events(&op, q).await.map(drop),
+        "read security events",
+    );
     let base = (*s.config()).clone();
     for (what, change) in [
         ("password policy", {
@@ -314,28 +465,52 @@ async fn operator_is_refused_every_security_and_account_management_action() {
     // What an Operator may do: serial settings and reading non-security events.
     let mut c = base.clone();
     c.event_log.capacity = 20_000;
-    s.update_config(&op, c, false).await.expect("operator changes log settings");
-    let page = s.query_events(&op, EventQuery::default()).await.expect("operator reads the log");
-    assert!(page.events.iter().all(|e| e.category != ttyward_core::event_log::Category::Security));
+    s.update_config(&op, c, false)
+        .await
+        .expect("operator changes log settings");
+    let page = s
+        .query_events(&op, EventQuery::default())
+        .await
+        .expect("operator reads the log");
+    assert!(
+        page.events
+            .iter()
+            .all(|e| e.category != ttyward_core::event_log::Category::Security)
+    );
 }
 
 #[tokio::test]
 async fn custom_groups_grant_exactly_their_permissions() {
     let (s, _dir) = with_accounts().await;
     let me = Caller::local();
-    let perms: Permissions = [Permission::LogView, Permission::LogSecurity].into_iter().collect();
+    let perms: Permissions = [Permission::LogView, Permission::LogSecurity]
+        .into_iter()
+        .collect();
     s.put_group(&me, "auditors", perms).await.expect("group");
-    s.create_account(&me, "aud", "auditors", OP_PW).await.expect("account");
+    s.create_account(&me, "aud", "auditors", OP_PW)
+        .await
+        .expect("account");
     let aud = login_as(&s, "aud", OP_PW, net(8)).await;
     let q = EventQuery {
         categories: vec![ttyward_core::event_log::Category::Security],
         ..EventQuery::default()
     };
-    s.query_events(&aud, q).await.expect("auditors read security events");
-    assert!(matches!(s.accounts(&aud).await, Err(ServiceError::Forbidden { .. })));
+    s.query_events(&aud, q)
+        .await
+        .expect("auditors read security events");
+    assert!(matches!(
+        s.accounts(&aud).await,
+        Err(ServiceError::Forbidden { .. })
+    ));
     let r = s.delete_group(&me, "auditors").await;
-    assert!(matches!(r, Err(ServiceError::Conflict(_))), "has a member: {r:?}");
-    assert!(matches!(s.put_group(&me, "Operator", Permissions::new()).await, Err(ServiceError::Conflict(_))));
+    assert!(
+        matches!(r, Err(ServiceError::Conflict(_))),
+        "has a member: {r:?}"
+    );
+    assert!(matches!(
+        s.put_group(&me, "Operator", Permissions::new()).await,
+        Err(ServiceError::Conflict(_))
+    ));
 }
 
 #[tokio::test]
@@ -395,7 +570,10 @@ async fn allowlist_change_that_locks_out_the_caller_needs_force() {
     .security
     .allowlist;
     let r = s.update_config(&admin, c.clone(), false).await;
-    assert!(matches!(r, Err(ServiceError::Conflict(ref m)) if m.contains("127.0.0.1")), "{r:?}");
+    assert!(
+        matches!(r, Err(ServiceError::Conflict(ref m)) if m.contains("127.0.0.1")),
+        "{r:?}"
+    );
     s.update_config(&admin, c, true).await.expect("forced");
 }
 
@@ -408,9 +586,14 @@ async fn config_changes_are_audited_with_who_and_what() {
     )
     .expect("valid");
     let change = s.update_config(&admin, c, false).await.expect("change");
-    assert_eq!(change.changed, ["port 3 added (tcp-server)", ]);
+    assert_eq!(change.changed, ["port 3 added (tcp-server)",]);
     let logged = events(&s, EventId::ConfigChanged).await;
-    assert!(logged.iter().any(|m| m.starts_with("admin ") && m.contains("port 3 added")), "{logged:?}");
+    assert!(
+        logged
+            .iter()
+            .any(|m| m.starts_with("admin ") && m.contains("port 3 added")),
+        "{logged:?}"
+    );
 }
 
 #[allow(dead_code)]

@@ -49,6 +49,17 @@ pub enum EventKind {
         /// Why, in words.
         reason: String,
     },
+    /// The Gate refused a connection or datagram (allowlist or DoS
+    /// defence). Reported for the first refusal of a burst, then once per
+    /// [`crate::gate::REPORT_EVERY`] with the count in between.
+    GateRefused {
+        /// The peer.
+        peer: SocketAddr,
+        /// Why.
+        reason: crate::gate::Refusal,
+        /// Refused for the same reason since the last report, not reported.
+        suppressed: u64,
+    },
     /// A session was dropped because it did not take data.
     SessionJammed,
     /// A TCP client connection attempt failed.
@@ -78,6 +89,19 @@ impl std::fmt::Display for EventKind {
             EventKind::ConnectionRefused { peer, reason } => {
                 write!(f, "connection from {peer} refused: {reason}")
             }
+            EventKind::GateRefused {
+                peer,
+                reason,
+                suppressed: 0,
+            } => write!(f, "connection from {peer} refused: {reason}"),
+            EventKind::GateRefused {
+                peer,
+                reason,
+                suppressed,
+            } => write!(
+                f,
+                "connection from {peer} refused: {reason} ({suppressed} more refused for this reason since the last report)"
+            ),
             EventKind::SessionJammed => write!(f, "session dropped: not taking data"),
             EventKind::ConnectFailed { destination, error } => {
                 write!(f, "connect to {destination} failed: {error}")

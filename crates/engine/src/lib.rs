@@ -5,11 +5,13 @@
 //! network side and talk to the actor through [`port::Session`]s. [`Engine`]
 //! binds everything a [`Config`] asks for, starts it, and stops it.
 //!
-//! This crate does not authenticate or filter peers yet (the Gate comes with
-//! the daemon) and does not persist anything.
+//! Every listener admits peers through the one [`gate::Gate`] (allowlist and
+//! DoS defence), which the management plane shares. This crate does not
+//! authenticate users and does not persist anything.
 
 pub mod counters;
 pub mod event;
+pub mod gate;
 pub mod net;
 pub mod outbox;
 pub mod port;
@@ -18,14 +20,14 @@ mod rfc2217;
 pub mod tcp_client;
 pub mod tcp_server;
 pub mod udp;
+mod unit;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use ttyward_core::config::{Config, OperationMode};
+use ttyward_core::config::Config;
 
 pub use counters::{CountersSnapshot, PortCounters};
 pub use event::{EngineEvent, EventKind, EventSink};
@@ -64,140 +66,117 @@ pub enum EngineError {
 /// The running data plane.
 #[derive(Debug)]
 pub struct Engine {
-    ports: Vec<PortHandle>,
-    listeners: Vec<BoundListener>,
+    units: Vec<unit::PortUnit>,
+    gate: gate::Gate,
     events: EventSink,
     cancel: CancellationToken,
-    tracker: TaskTracker,
 }
 
-/// Sockets of one port, bound before anything starts.
-enum Bound {
-    Tcp(Vec<tokio::net::TcpListener>),
-    Udp(Vec<tokio::net::UdpSocket>),
-    None,
-}
+/// How long a port being restarted by a configuration change may take to
+/// stop before its tasks are abandoned.
+const RESTART_GRACE: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Bind every listener of `config`, then start every enabled port.
     /// Nothing is started unless everything could be bound. Must run inside
     /// a tokio runtime.
     pub fn start(config: &Config, events: EventSink) -> Result<Engine, EngineError> {
-        let mut listeners = Vec::new();
         let mut bound = Vec::new();
         for p in &config.ports {
-            let Some(listen) = p.mode.listen() else {
-                bound.push(Bound::None);
-                continue;
-            };
-            let transport = if listen.udp { "udp" } else { "tcp" };
-            let mut tcp = Vec::new();
-            let mut udp = Vec::new();
-            for ip in listen.bind {
-                let addr = SocketAddr::new(*ip, listen.port);
-                let result = if listen.udp {
-                    net::bind_udp(addr).and_then(|s| Ok((s.local_addr()?, None, Some(s))))
-                } else {
-                    net::bind_tcp(addr).and_then(|l| Ok((l.local_addr()?, Some(l), None)))
-                };
-                match result {
-                    Ok((local, l, s)) => {
-                        listeners.push(BoundListener {
-                            port: p.number,
-                            mode: p.mode.name(),
-                            addr: local,
-                            transport,
-                        });
-                        tcp.extend(l);
-                        udp.extend(s);
-                    }
-                    // A host without IPv6 cannot bind the default "::"; the
-                    // IPv4 wildcard still serves it.
-                    Err(e)
-                        if addr.ip().is_unspecified() && addr.is_ipv6() && ipv6_unavailable(&e) =>
-                    {
-                        tracing::warn!(
-                            port = p.number,
-                            "IPv6 unavailable, not listening on {addr}: {e}"
-                        );
-                    }
-                    Err(source) => {
-                        return Err(EngineError::Bind {
-                            port: p.number,
-                            addr,
-                            source,
-                        });
-                    }
-                }
-            }
-            bound.push(if listen.udp {
-                Bound::Udp(udp)
-            } else {
-                Bound::Tcp(tcp)
-            });
+            bound.push(unit::bind(p)?);
         }
-
         let cancel = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let mut ports = Vec::new();
-        for (p, sockets) in config.ports.iter().zip(bound) {
-            if matches!(p.mode, OperationMode::Disabled) {
-                continue;
-            }
-            let handle = port::spawn(p, events.clone(), cancel.clone(), &tracker);
-            let (ev, c) = (events.clone(), cancel.clone());
-            match (&p.mode, sockets) {
-                (OperationMode::TcpServer(m), Bound::Tcp(ls)) => {
-                    let params = tcp_server::ServerParams {
-                        protocol: tcp_server::Protocol::Raw,
-                        max_connections: m.max_connections,
-                        alive_check_min: m.alive_check_min,
-                        inactivity: (m.inactivity_ms > 0)
-                            .then(|| Duration::from_millis(m.inactivity_ms.into())),
-                    };
-                    tcp_server::spawn(ls, handle.clone(), params, ev, c, &tracker);
-                }
-                (OperationMode::Rfc2217(m), Bound::Tcp(ls)) => {
-                    let params = tcp_server::ServerParams {
-                        protocol: tcp_server::Protocol::Rfc2217,
-                        max_connections: m.max_connections,
-                        alive_check_min: m.alive_check_min,
-                        inactivity: None,
-                    };
-                    tcp_server::spawn(ls, handle.clone(), params, ev, c, &tracker);
-                }
-                (OperationMode::Udp(m), Bound::Udp(ss)) => {
-                    udp::spawn(ss, handle.clone(), m, c, &tracker)
-                }
-                (OperationMode::TcpClient(m), _) => {
-                    tcp_client::spawn(handle.clone(), m, ev, c, &tracker)
-                }
-                _ => {}
-            }
-            ports.push(handle);
-        }
+        let gate = gate::Gate::new(&config.security.allowlist, &config.security.dos);
+        let units = config
+            .ports
+            .iter()
+            .zip(bound)
+            .map(|(p, (sockets, listeners))| {
+                unit::PortUnit::start(p, sockets, listeners, &gate, &events, &cancel)
+            })
+            .collect();
         Ok(Engine {
-            ports,
-            listeners,
+            units,
+            gate,
             events,
             cancel,
-            tracker,
         })
     }
 
-    /// Everything bound, in configuration order.
-    pub fn listeners(&self) -> &[BoundListener] {
-        &self.listeners
+    /// Change to `config` live: ports whose configuration is unchanged keep
+    /// running untouched (their connections too); changed ports stop and
+    /// start again with the new settings; removed ports stop; new ports
+    /// start. A port that cannot start (its address is taken) stays stopped
+    /// and is returned with the error; the others still change. New
+    /// allowlist and DoS settings apply to new connections at once.
+    pub async fn apply(&mut self, config: &Config) -> Vec<(u16, EngineError)> {
+        self.gate
+            .update(&config.security.allowlist, &config.security.dos);
+        let mut failures = Vec::new();
+        let mut keep = Vec::new();
+        let mut stopping = Vec::new();
+        for u in self.units.drain(..) {
+            match config.port(u.config.number) {
+                Some(p) if *p == u.config => keep.push(u),
+                _ => stopping.push(u),
+            }
+        }
+        // Stop first: a restarted port usually binds the same address.
+        for u in stopping {
+            let number = u.config.number;
+            if !u.stop(RESTART_GRACE).await {
+                tracing::warn!(port = number, "port did not stop within {RESTART_GRACE:?}");
+            }
+        }
+        for p in &config.ports {
+            if keep.iter().any(|u| u.config.number == p.number) {
+                continue;
+            }
+            match unit::bind(p) {
+                Ok((sockets, listeners)) => keep.push(unit::PortUnit::start(
+                    p,
+                    sockets,
+                    listeners,
+                    &self.gate,
+                    &self.events,
+                    &self.cancel,
+                )),
+                Err(e) => failures.push((p.number, e)),
+            }
+        }
+        keep.sort_by_key(|u| u.config.number);
+        self.units = keep;
+        failures
+    }
+
+    /// Everything bound, in port order.
+    pub fn listeners(&self) -> Vec<BoundListener> {
+        self.units
+            .iter()
+            .flat_map(|u| u.listeners.iter().cloned())
+            .collect()
     }
 
     /// The running ports.
-    pub fn ports(&self) -> &[PortHandle] {
-        &self.ports
+    pub fn ports(&self) -> Vec<&PortHandle> {
+        self.units
+            .iter()
+            .filter_map(|u| u.handle.as_ref())
+            .collect()
     }
 
     /// The port with this number, if it runs.
     pub fn port(&self, number: u16) -> Option<&PortHandle> {
-        self.ports.iter().find(|p| p.number() == number)
+        self.units
+            .iter()
+            .find(|u| u.config.number == number)
+            .and_then(|u| u.handle.as_ref())
+    }
+
+    /// The Gate every listener admits through (the management plane's
+    /// listeners use it too).
+    pub fn gate(&self) -> &gate::Gate {
+        &self.gate
     }
 
     /// The event stream.
@@ -209,17 +188,13 @@ impl Engine {
     /// to `grace` for the tasks to end.
     pub async fn shutdown(self, grace: Duration) -> bool {
         self.cancel.cancel();
-        self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_ok()
+        let all = async {
+            for u in &self.units {
+                u.wait().await;
+            }
+        };
+        tokio::time::timeout(grace, all).await.is_ok()
     }
-}
-
-fn ipv6_unavailable(e: &std::io::Error) -> bool {
-    /// Linux EAFNOSUPPORT: the kernel has no IPv6.
-    const EAFNOSUPPORT: i32 = 97;
-    e.kind() == std::io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(EAFNOSUPPORT)
 }
 
 /// Counts a session as active while it lives.

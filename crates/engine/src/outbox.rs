@@ -316,20 +316,30 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         assert!(!o.is_jammed(at(10), second), "empty queue is never jammed");
         o.push(Bytes::from_static(b"x"));
-        assert!(!o.is_jammed(at(11), second), "clock starts at the first look");
+        assert!(
+            !o.is_jammed(at(11), second),
+            "clock starts at the first look"
+        );
         assert!(!o.is_jammed(at(11), second));
         assert!(o.is_jammed(at(12), second), "a second with nothing taken");
         let mut got = Vec::new();
         assert_eq!(o.try_pop_all(&mut got), Ok(true));
         o.push(Bytes::from_static(b"y"));
-        assert!(!o.is_jammed(at(20), second), "taking data restarts the clock");
+        assert!(
+            !o.is_jammed(at(20), second),
+            "taking data restarts the clock"
+        );
         assert!(o.is_jammed(at(21), second));
     }
 
     #[tokio::test]
     async fn direct_writes_never_overtake_what_the_session_holds() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let sock = TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let sock = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
         let (peer, _) = listener.accept().await.expect("accept");
         let sock = Arc::new(sock);
         let received = |want: &[u8]| {
@@ -343,7 +353,11 @@ mod tests {
         peer.readable().await.expect("readable");
         received(b"one");
         let mut held = Vec::new();
-        assert_eq!(o.try_pop_all(&mut held), Ok(false), "sent directly, not queued");
+        assert_eq!(
+            o.try_pop_all(&mut held),
+            Ok(false),
+            "sent directly, not queued"
+        );
 
         // The session takes a chunk and is still writing it: new output
         // must queue behind it rather than go straight to the socket.

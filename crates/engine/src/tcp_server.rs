@@ -16,7 +16,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::counters::add;
 use crate::event::{EventKind, EventSink};
+use crate::gate::Gate;
 use crate::port::PortHandle;
+use ttyward_core::access::ServiceKind;
 
 /// What a stream front-end does with one accepted connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,7 @@ pub(crate) fn spawn(
     listeners: Vec<TcpListener>,
     port: PortHandle,
     params: ServerParams,
+    gate: Gate,
     events: EventSink,
     cancel: CancellationToken,
     tracker: &TaskTracker,
@@ -50,6 +53,7 @@ pub(crate) fn spawn(
         let ctx = Accept {
             port: port.clone(),
             params: params.clone(),
+            gate: gate.clone(),
             events: events.clone(),
             cancel: cancel.clone(),
             tracker: tracker.clone(),
@@ -62,6 +66,7 @@ pub(crate) fn spawn(
 struct Accept {
     port: PortHandle,
     params: ServerParams,
+    gate: Gate,
     events: EventSink,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -84,6 +89,25 @@ impl Accept {
                     continue;
                 }
             };
+            // The Gate first: a refused source must not use up one of the
+            // port's connection slots, even for a moment.
+            let admitted = match self.gate.admit(peer.ip(), ServiceKind::Serial) {
+                Ok(p) => p,
+                Err(refused) => {
+                    add(&self.port.counters().connections_refused, 1);
+                    if let Some(suppressed) = refused.report {
+                        self.events.emit(
+                            self.port.number(),
+                            EventKind::GateRefused {
+                                peer,
+                                reason: refused.reason,
+                                suppressed,
+                            },
+                        );
+                    }
+                    continue;
+                }
+            };
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
                 self.refuse(peer, "max connections reached");
                 continue;
@@ -97,6 +121,7 @@ impl Accept {
             self.tracker.spawn(async move {
                 serve(stream, peer, port, params, events, cancel).await;
                 drop(permit);
+                drop(admitted);
             });
         }
     }

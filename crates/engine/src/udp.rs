@@ -15,7 +15,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ttyward_core::config::UdpMode;
 
+use crate::counters::add;
+use crate::event::{EventKind, EventSink};
+use crate::gate::Gate;
 use crate::port::{PortHandle, PortState, Session};
+use ttyward_core::access::ServiceKind;
 
 /// Largest datagram accepted from the network.
 const MAX_DATAGRAM: usize = 65_536;
@@ -25,6 +29,8 @@ pub(crate) fn spawn(
     sockets: Vec<UdpSocket>,
     port: PortHandle,
     mode: &UdpMode,
+    gate: Gate,
+    events: EventSink,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) {
@@ -42,6 +48,8 @@ pub(crate) fn spawn(
         port,
         sockets,
         destinations,
+        gate,
+        events,
         cancel,
     };
     tracker.spawn(udp.run());
@@ -51,6 +59,8 @@ struct Udp {
     port: PortHandle,
     sockets: Vec<Arc<UdpSocket>>,
     destinations: Vec<SocketAddr>,
+    gate: Gate,
+    events: EventSink,
     cancel: CancellationToken,
 }
 
@@ -104,7 +114,10 @@ impl Udp {
                     Err(reason) => return reason.to_string(),
                 },
                 (i, r) = recv_any(&self.sockets, &mut bufs) => match r {
-                    Ok(n) => {
+                    Ok((n, peer)) => {
+                        if !self.admits(peer) {
+                            continue;
+                        }
                         let data = Bytes::copy_from_slice(bufs.get(i).map_or(&[][..], |b| &b[..n]));
                         if session.send(data).await.is_err() {
                             return "port stopped".into();
@@ -114,6 +127,25 @@ impl Udp {
                 },
             }
         }
+    }
+
+    /// The allowlist for a datagram; refused ones are dropped unread.
+    fn admits(&self, peer: SocketAddr) -> bool {
+        let Err(refused) = self.gate.check_datagram(peer.ip(), ServiceKind::Serial) else {
+            return true;
+        };
+        add(&self.port.counters().connections_refused, 1);
+        if let Some(suppressed) = refused.report {
+            self.events.emit(
+                self.port.number(),
+                EventKind::GateRefused {
+                    peer,
+                    reason: refused.reason,
+                    suppressed,
+                },
+            );
+        }
+        false
     }
 
     async fn send_frame(&self, frame: &[u8]) {
@@ -134,13 +166,13 @@ impl Udp {
 async fn recv_any(
     sockets: &[Arc<UdpSocket>],
     bufs: &mut [Vec<u8>],
-) -> (usize, std::io::Result<usize>) {
+) -> (usize, std::io::Result<(usize, SocketAddr)>) {
     std::future::poll_fn(|cx| {
         for (i, (socket, buf)) in sockets.iter().zip(bufs.iter_mut()).enumerate() {
             let mut rb = tokio::io::ReadBuf::new(buf);
             if let Poll::Ready(r) = socket.poll_recv_from(cx, &mut rb) {
                 let n = rb.filled().len();
-                return Poll::Ready((i, r.map(|_| n)));
+                return Poll::Ready((i, r.map(|peer| (n, peer))));
             }
         }
         Poll::Pending

@@ -47,7 +47,14 @@ impl Running {
     fn start(ports: Vec<PortConfig>) -> Running {
         let sink = EventSink::new(1024);
         let events = sink.subscribe();
-        let engine = Engine::start(&Config { ports, ..Config::default() }, sink).expect("engine starts");
+        let engine = Engine::start(
+            &Config {
+                ports,
+                ..Config::default()
+            },
+            sink,
+        )
+        .expect("engine starts");
         Running { engine, events }
     }
 

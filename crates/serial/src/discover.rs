@@ -68,7 +68,10 @@ mod tests {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        assert_eq!(got, ["/dev/ttyS0", "/dev/ttyS10", "/dev/ttyUSB0", "/dev/ttyACM3"]);
+        assert_eq!(
+            got,
+            ["/dev/ttyS0", "/dev/ttyS10", "/dev/ttyUSB0", "/dev/ttyACM3"]
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -22,15 +22,17 @@ pub struct DosSettings {
     /// allowlist and each port's own max connections.
     pub enabled: bool,
     /// Concurrent connections from one source address across all listeners
-    /// of both planes (1–4096, default 16).
+    /// of both planes (1–4096, default 128: one host using every port of a
+    /// 32-port server through Real COM holds 64, data plus command).
     pub per_source_connections: u16,
     /// Concurrent connections in total (1–65535, default 1024).
     pub max_connections: u16,
     /// New connections per second one source may open, on average: the
-    /// refill rate of its token bucket (1–10000, default 20).
+    /// refill rate of its token bucket (1–10000, default 50).
     pub accept_rate: u16,
     /// New connections one source may open at once: the size of its token
-    /// bucket (1–10000, default 40).
+    /// bucket (1–10000, default 100: a host opening all its ports at once
+    /// after a network blip).
     pub accept_burst: u16,
     /// Seconds a TLS, SSH or HTTP handshake may take before the connection
     /// is closed (1–300, default 10). Raw serial listeners have no
@@ -42,10 +44,10 @@ impl Default for DosSettings {
     fn default() -> Self {
         DosSettings {
             enabled: true,
-            per_source_connections: 16,
+            per_source_connections: 128,
             max_connections: 1024,
-            accept_rate: 20,
-            accept_burst: 40,
+            accept_rate: 50,
+            accept_burst: 100,
             handshake_timeout_s: 10,
         }
     }
@@ -103,7 +105,7 @@ mod tests {
                 s.accept_rate,
                 s.accept_burst
             ),
-            (16, 1024, 20, 40)
+            (128, 1024, 50, 100)
         );
         assert_eq!(s.handshake_timeout(), Duration::from_secs(10));
     }

@@ -11,15 +11,16 @@ use std::net::IpAddr;
 use serde_json::Value;
 use ttyward_serial::{DeviceSpec, SerialSettings};
 
-use super::*;
 use super::walk::{Obj, Walk, ip, kind};
+use super::*;
 
 pub(super) fn config(doc: &Value) -> Result<Config, ConfigError> {
     let mut w = Walk::default();
     let mut top = Obj::new(&mut w, String::new(), Some(doc));
     let mut ports = Vec::new();
     let security = security(&mut w, top.at("security"), top.get("security"));
-    let event_log = crate::event_log::read_settings(&mut w, top.at("event_log"), top.get("event_log"));
+    let event_log =
+        crate::event_log::read_settings(&mut w, top.at("event_log"), top.get("event_log"));
     match top.get("ports") {
         None => {}
         Some(Value::Array(items)) => {
@@ -59,7 +60,11 @@ pub(super) fn config(doc: &Value) -> Result<Config, ConfigError> {
 fn security(w: &mut Walk, path: String, value: Option<&Value>) -> Security {
     let mut o = Obj::new(w, path, value);
     let security = Security {
-        password_policy: crate::password::read_policy(w, o.at("password_policy"), o.get("password_policy")),
+        password_policy: crate::password::read_policy(
+            w,
+            o.at("password_policy"),
+            o.get("password_policy"),
+        ),
         login: crate::login::read_settings(w, o.at("login"), o.get("login")),
         allowlist: crate::access::read_allowlist(w, o.at("allowlist"), o.get("allowlist")),
         dos: crate::access::read_dos(w, o.at("dos"), o.get("dos")),

@@ -119,7 +119,13 @@ impl<'v> Obj<'v> {
     }
 
     /// An unsigned integer field of type `T` within `range`.
-    pub(crate) fn int<T>(&mut self, w: &mut Walk, key: &'static str, default: T, range: RangeInclusive<T>) -> T
+    pub(crate) fn int<T>(
+        &mut self,
+        w: &mut Walk,
+        key: &'static str,
+        default: T,
+        range: RangeInclusive<T>,
+    ) -> T
     where
         T: Copy + Into<u64> + TryFrom<u64>,
     {
@@ -134,14 +140,22 @@ impl<'v> Obj<'v> {
         match v.as_bool() {
             Some(b) => b,
             None => {
-                w.err(&self.at(key), format!("expected true or false, found {}", kind(v)));
+                w.err(
+                    &self.at(key),
+                    format!("expected true or false, found {}", kind(v)),
+                );
                 default
             }
         }
     }
 
     /// An optional unsigned integer (absent or null = `None`) within `range`.
-    pub(crate) fn opt_int<T>(&mut self, w: &mut Walk, key: &'static str, range: RangeInclusive<T>) -> Option<T>
+    pub(crate) fn opt_int<T>(
+        &mut self,
+        w: &mut Walk,
+        key: &'static str,
+        range: RangeInclusive<T>,
+    ) -> Option<T>
     where
         T: Copy + Into<u64> + TryFrom<u64>,
     {
@@ -152,7 +166,12 @@ impl<'v> Obj<'v> {
         (w.errors.last().is_none_or(|e| e.path != self.at(key))).then_some(value)
     }
 
-    pub(crate) fn string(&mut self, w: &mut Walk, key: &'static str, max_chars: usize) -> Option<String> {
+    pub(crate) fn string(
+        &mut self,
+        w: &mut Walk,
+        key: &'static str,
+        max_chars: usize,
+    ) -> Option<String> {
         let v = self.get(key)?;
         match v.as_str() {
             Some(s) if s.chars().count() <= max_chars => Some(s.to_owned()),
@@ -171,7 +190,12 @@ impl<'v> Obj<'v> {
     }
 
     /// A value whose own serde impl knows the accepted words (parity, ...).
-    pub(crate) fn parse<T: DeserializeOwned>(&mut self, w: &mut Walk, key: &'static str, default: T) -> T {
+    pub(crate) fn parse<T: DeserializeOwned>(
+        &mut self,
+        w: &mut Walk,
+        key: &'static str,
+        default: T,
+    ) -> T {
         let Some(v) = self.get(key) else {
             return default;
         };
@@ -251,4 +275,3 @@ pub(crate) fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "a table",
     }
 }
-

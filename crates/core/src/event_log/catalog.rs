@@ -66,7 +66,9 @@ impl Category {
 
     /// The category stored as `code`, if any.
     pub fn from_code(code: i64) -> Option<Category> {
-        Category::ALL.into_iter().find(|c| i64::from(c.code()) == code)
+        Category::ALL
+            .into_iter()
+            .find(|c| i64::from(c.code()) == code)
     }
 }
 
@@ -128,7 +130,9 @@ impl Severity {
 
     /// The severity with priority `priority`, if any.
     pub fn from_priority(priority: i64) -> Option<Severity> {
-        Severity::ALL.into_iter().find(|s| i64::from(s.priority()) == priority)
+        Severity::ALL
+            .into_iter()
+            .find(|s| i64::from(s.priority()) == priority)
     }
 }
 
@@ -159,7 +163,9 @@ pub enum UnknownName {
     #[error("unknown severity; expected one of: error, warning, notice, informational")]
     Severity,
     /// Not an event name of the catalog.
-    #[error("unknown event name; the event catalog (docs, or the Log Settings page) lists the names")]
+    #[error(
+        "unknown event name; the event catalog (docs, or the Log Settings page) lists the names"
+    )]
     Event,
 }
 
@@ -296,6 +302,12 @@ catalog! {
         "A serial device disappeared or failed; its sessions were closed.";
     DeviceRecovered = 506, "device-recovered", Serial, Notice,
         "A missing serial device is back and the port serves again.";
+    PortConnectionRefused = 507, "port-connection-refused", Serial, Warning,
+        "A connection to a serial port was refused: its max connections were reached or its device is missing.";
+    PortConnectFailed = 508, "port-connect-failed", Serial, Warning,
+        "A port in TCP Client mode could not connect to a destination; it retries with backoff.";
+    SerialSettingRefused = 509, "serial-setting-refused", Serial, Warning,
+        "A serial setting requested by a client (baud, parity, ...) could not be applied to the device.";
 }
 
 impl EventId {
@@ -306,7 +318,10 @@ impl EventId {
 
     /// The event stored as `code`, if the catalog has it.
     pub fn from_code(code: i64) -> Option<EventId> {
-        EventId::ALL.iter().copied().find(|e| i64::from(e.code()) == code)
+        EventId::ALL
+            .iter()
+            .copied()
+            .find(|e| i64::from(e.code()) == code)
     }
 
     /// Whether a fresh configuration records this event: every event is
@@ -324,7 +339,10 @@ impl EventId {
     /// turned off, say, failed-login events would leave no trace of doing
     /// so, and a failing log would be silent about what it lost.
     pub const fn can_disable(self) -> bool {
-        !matches!(self, EventId::EventLogSettingsChanged | EventId::EventsDropped)
+        !matches!(
+            self,
+            EventId::EventLogSettingsChanged | EventId::EventsDropped
+        )
     }
 
     /// Position in [`EventId::ALL`] (for per-event tables).
@@ -357,7 +375,10 @@ impl<'de> Deserialize<'de> for EventId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
         EventId::from_name(&name).ok_or_else(|| {
-            serde::de::Error::custom(format_args!("unknown event \"{name}\"; {}", UnknownName::Event))
+            serde::de::Error::custom(format_args!(
+                "unknown event \"{name}\"; {}",
+                UnknownName::Event
+            ))
         })
     }
 }
@@ -371,11 +392,22 @@ mod tests {
     #[test]
     fn has_exactly_the_seeds_five_categories_and_four_severities() {
         let names: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
-        assert_eq!(names, ["system", "network", "security", "maintenance", "serial"]);
-        let severities: Vec<(u8, &str)> = Severity::ALL.iter().map(|s| (s.priority(), s.as_str())).collect();
+        assert_eq!(
+            names,
+            ["system", "network", "security", "maintenance", "serial"]
+        );
+        let severities: Vec<(u8, &str)> = Severity::ALL
+            .iter()
+            .map(|s| (s.priority(), s.as_str()))
+            .collect();
         assert_eq!(
             severities,
-            [(1, "error"), (2, "warning"), (3, "notice"), (4, "informational")]
+            [
+                (1, "error"),
+                (2, "warning"),
+                (3, "notice"),
+                (4, "informational")
+            ]
         );
         for c in Category::ALL {
             assert_eq!(Category::from_code(i64::from(c.code())), Some(c));
@@ -433,7 +465,11 @@ mod tests {
             (EventId::LoginSucceeded, 300, "login-succeeded"),
             (EventId::LoginFailed, 301, "login-failed"),
             (EventId::AccountLocked, 302, "account-locked"),
-            (EventId::EventLogSettingsChanged, 326, "event-log-settings-changed"),
+            (
+                EventId::EventLogSettingsChanged,
+                326,
+                "event-log-settings-changed",
+            ),
             (EventId::ConfigChanged, 400, "config-changed"),
             (EventId::DeviceMissing, 505, "device-missing"),
             (EventId::DeviceRecovered, 506, "device-recovered"),
@@ -446,19 +482,31 @@ mod tests {
     #[test]
     fn classifies_events_as_the_brief_says() {
         assert_eq!(
-            (EventId::LoginFailed.category(), EventId::LoginFailed.severity()),
+            (
+                EventId::LoginFailed.category(),
+                EventId::LoginFailed.severity()
+            ),
             (Category::Security, Severity::Warning)
         );
         assert_eq!(
-            (EventId::AccountLocked.category(), EventId::AccountLocked.severity()),
+            (
+                EventId::AccountLocked.category(),
+                EventId::AccountLocked.severity()
+            ),
             (Category::Security, Severity::Warning)
         );
         assert_eq!(
-            (EventId::DeviceMissing.category(), EventId::DeviceMissing.severity()),
+            (
+                EventId::DeviceMissing.category(),
+                EventId::DeviceMissing.severity()
+            ),
             (Category::Serial, Severity::Warning)
         );
         assert_eq!(
-            (EventId::ConfigChanged.category(), EventId::ConfigChanged.severity()),
+            (
+                EventId::ConfigChanged.category(),
+                EventId::ConfigChanged.severity()
+            ),
             (Category::Maintenance, Severity::Notice)
         );
         // The seed: Security events of Notice and above are saved by default.
@@ -479,9 +527,11 @@ mod tests {
             serde_json::to_value(Severity::Informational).expect("json"),
             serde_json::json!("informational")
         );
-        let back: EventId = serde_json::from_value(serde_json::json!("device-missing")).expect("known");
+        let back: EventId =
+            serde_json::from_value(serde_json::json!("device-missing")).expect("known");
         assert_eq!(back, EventId::DeviceMissing);
-        let err = serde_json::from_value::<EventId>(serde_json::json!("login-fail")).expect_err("unknown");
+        let err = serde_json::from_value::<EventId>(serde_json::json!("login-fail"))
+            .expect_err("unknown");
         assert!(err.to_string().contains("login-fail"), "{err}");
     }
 }

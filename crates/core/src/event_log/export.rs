@@ -213,8 +213,14 @@ mod tests {
         assert_eq!(format_time(1_714_564_800_250), "2024-05-01T12:00:00.250Z");
         assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_time(i64::MAX), i64::MAX.to_string());
-        assert_eq!(parse_time("2024-05-01T12:00:00.250Z").expect("parse"), 1_714_564_800_250);
-        assert_eq!(parse_time("2024-05-01T14:00:00+02:00").expect("parse"), 1_714_564_800_000);
+        assert_eq!(
+            parse_time("2024-05-01T12:00:00.250Z").expect("parse"),
+            1_714_564_800_250
+        );
+        assert_eq!(
+            parse_time("2024-05-01T14:00:00+02:00").expect("parse"),
+            1_714_564_800_000
+        );
         let err = parse_time("yesterday").expect_err("bad");
         assert!(err.to_string().contains("\"yesterday\""), "{err}");
     }
@@ -248,7 +254,10 @@ mod tests {
             ("-2", "'-2"),
             ("@SUM(A1)", "'@SUM(A1)"),
             ("\tx", "'\tx"),
-            ("=HYPERLINK(\"http://x\",\"y\")", "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+            ),
             ("a=b", "a=b"),
         ] {
             assert_eq!(csv_cell(cell), want, "{cell:?}");
@@ -297,11 +306,23 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         let lines: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(lines[0], CSV_HEADER);
-        assert_eq!(lines.len(), 1 + 1_201 + 1, "header, rows, empty after the last CRLF");
+        assert_eq!(
+            lines.len(),
+            1 + 1_201 + 1,
+            "header, rows, empty after the last CRLF"
+        );
         assert!(lines[1].starts_with("1201,"), "{}", lines[1]);
         assert!(lines[1_201].starts_with("1,"), "{}", lines[1_201]);
-        assert!(lines[2].ends_with(",\"client 1200, \"\"quoted\"\"\""), "{}", lines[2]);
-        assert!(lines[1].ends_with(",mallory,,'=attempt 1201"), "{}", lines[1]);
+        assert!(
+            lines[2].ends_with(",\"client 1200, \"\"quoted\"\"\""),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[1].ends_with(",mallory,,'=attempt 1201"),
+            "{}",
+            lines[1]
+        );
     }
 
     #[test]
@@ -331,17 +352,41 @@ mod tests {
     fn exports_an_empty_log_as_a_header_or_an_empty_array() {
         let conn = memory_db();
         let mut csv_out = Vec::new();
-        assert_eq!(export(&conn, &EventQuery::default(), ExportFormat::Csv, &mut csv_out).expect("csv"), 0);
+        assert_eq!(
+            export(
+                &conn,
+                &EventQuery::default(),
+                ExportFormat::Csv,
+                &mut csv_out
+            )
+            .expect("csv"),
+            0
+        );
         assert_eq!(csv_out, format!("{CSV_HEADER}\r\n").as_bytes());
         let mut json_out = Vec::new();
-        export(&conn, &EventQuery::default(), ExportFormat::Json, &mut json_out).expect("json");
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(&json_out).expect("json"), serde_json::json!([]));
+        export(
+            &conn,
+            &EventQuery::default(),
+            ExportFormat::Json,
+            &mut json_out,
+        )
+        .expect("json");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&json_out).expect("json"),
+            serde_json::json!([])
+        );
     }
 
     #[test]
     fn parses_format_names() {
-        assert_eq!("CSV".parse::<ExportFormat>().expect("csv"), ExportFormat::Csv);
-        assert_eq!("json".parse::<ExportFormat>().expect("json"), ExportFormat::Json);
+        assert_eq!(
+            "CSV".parse::<ExportFormat>().expect("csv"),
+            ExportFormat::Csv
+        );
+        assert_eq!(
+            "json".parse::<ExportFormat>().expect("json"),
+            ExportFormat::Json
+        );
         let err = "xml".parse::<ExportFormat>().expect_err("unknown");
         assert!(err.to_string().contains("\"xml\""), "{err}");
     }

@@ -36,7 +36,9 @@ pub enum EventLogError {
     Sqlite(#[from] rusqlite::Error),
     /// A stored entry could not be read back (the database was edited by
     /// hand or is damaged).
-    #[error("stored event {seq} is unreadable: {detail}; the entry was written by another program or the database is damaged")]
+    #[error(
+        "stored event {seq} is unreadable: {detail}; the entry was written by another program or the database is damaged"
+    )]
     Corrupt {
         /// The entry's sequence number.
         seq: i64,
@@ -44,13 +46,17 @@ pub enum EventLogError {
         detail: String,
     },
     /// The search text of a query is too long.
-    #[error("the search text is longer than {max} characters; search for a shorter part of the message")]
+    #[error(
+        "the search text is longer than {max} characters; search for a shorter part of the message"
+    )]
     TextTooLong {
         /// The longest accepted, in characters.
         max: usize,
     },
     /// A time given by the user is not RFC 3339.
-    #[error("\"{given}\" is not a time such as 2024-05-01T12:00:00Z; give date, time and zone (Z or +02:00)")]
+    #[error(
+        "\"{given}\" is not a time such as 2024-05-01T12:00:00Z; give date, time and zone (Z or +02:00)"
+    )]
     BadTime {
         /// What was given (cut to 64 characters).
         given: String,

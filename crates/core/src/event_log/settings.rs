@@ -83,11 +83,16 @@ fn read_disabled(w: &mut Walk, path: &str, value: &Value) -> Vec<EventId> {
         match EventId::from_name(name) {
             None => w.err(
                 &at,
-                format!("unknown event \"{}\"; the event catalog lists the names", name.escape_debug()),
+                format!(
+                    "unknown event \"{}\"; the event catalog lists the names",
+                    name.escape_debug()
+                ),
             ),
             Some(e) if !e.can_disable() => w.err(
                 &at,
-                format!("\"{name}\" is always recorded and cannot be disabled; remove it from the list"),
+                format!(
+                    "\"{name}\" is always recorded and cannot be disabled; remove it from the list"
+                ),
             ),
             Some(e) => events.push(e),
         }
@@ -140,7 +145,10 @@ mod tests {
             "disabled": ["port-disconnected", "port-connected", "port-disconnected"],
         }));
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(s.disabled, [EventId::PortConnected, EventId::PortDisconnected]);
+        assert_eq!(
+            s.disabled,
+            [EventId::PortConnected, EventId::PortDisconnected]
+        );
     }
 
     #[test]
@@ -151,11 +159,26 @@ mod tests {
             "colour": "red",
         }));
         assert_eq!(errors.len(), 5, "{errors:?}");
-        assert!(errors[0].starts_with("event_log.capacity: 999 is out of range"), "{errors:?}");
-        assert!(errors[1].starts_with("event_log.disabled[1]: unknown event \"login-fail\""), "{errors:?}");
-        assert!(errors[2].starts_with("event_log.disabled[2]: expected an event name"), "{errors:?}");
-        assert!(errors[3].starts_with("event_log.disabled[3]: \"events-dropped\" is always recorded"), "{errors:?}");
-        assert!(errors[4].starts_with("event_log.colour: unknown field"), "{errors:?}");
+        assert!(
+            errors[0].starts_with("event_log.capacity: 999 is out of range"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("event_log.disabled[1]: unknown event \"login-fail\""),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].starts_with("event_log.disabled[2]: expected an event name"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[3].starts_with("event_log.disabled[3]: \"events-dropped\" is always recorded"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[4].starts_with("event_log.colour: unknown field"),
+            "{errors:?}"
+        );
         assert_eq!(s.disabled, [EventId::PortConnected]);
     }
 
@@ -163,6 +186,9 @@ mod tests {
     fn refuses_a_disabled_list_that_is_not_a_list() {
         let (_, errors) = read(&serde_json::json!({"disabled": "port-connected"}));
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].starts_with("event_log.disabled: expected a list"), "{errors:?}");
+        assert!(
+            errors[0].starts_with("event_log.disabled: expected a list"),
+            "{errors:?}"
+        );
     }
 }

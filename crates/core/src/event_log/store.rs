@@ -205,14 +205,23 @@ pub struct EventPage {
 
 /// Record `event` at `now_ms` and keep only the newest `capacity` entries;
 /// returns the new entry's sequence number.
-pub fn insert(conn: &Connection, event: &NewEvent, now_ms: i64, capacity: u32) -> Result<i64, EventLogError> {
+pub fn insert(
+    conn: &Connection,
+    event: &NewEvent,
+    now_ms: i64,
+    capacity: u32,
+) -> Result<i64, EventLogError> {
     let stored = store(conn, event, now_ms)?;
     trim(conn, stored.seq, capacity)?;
     Ok(stored.seq)
 }
 
 /// Insert one row without trimming; returns the event as stored.
-pub(crate) fn store(conn: &Connection, event: &NewEvent, time_ms: i64) -> Result<Event, EventLogError> {
+pub(crate) fn store(
+    conn: &Connection,
+    event: &NewEvent,
+    time_ms: i64,
+) -> Result<Event, EventLogError> {
     let stored = Event {
         seq: 0,
         time_ms,
@@ -317,7 +326,8 @@ fn read_row(row: &Row<'_>) -> Result<Event, EventLogError> {
     Ok(Event {
         seq,
         time_ms: row.get(1)?,
-        event: EventId::from_code(code).ok_or_else(|| corrupt(format!("unknown event code {code}")))?,
+        event: EventId::from_code(code)
+            .ok_or_else(|| corrupt(format!("unknown event code {code}")))?,
         category: Category::from_code(category)
             .ok_or_else(|| corrupt(format!("unknown category code {category}")))?,
         severity: Severity::from_priority(severity)
@@ -356,7 +366,10 @@ impl Filter {
         if let Some(before) = q.before_seq {
             bound("seq < ?", before, &mut terms);
         }
-        let codes = |codes: BTreeSet<i64>, column: &str, terms: &mut Vec<String>, values: &mut Vec<SqlValue>| {
+        let codes = |codes: BTreeSet<i64>,
+                     column: &str,
+                     terms: &mut Vec<String>,
+                     values: &mut Vec<SqlValue>| {
             if !codes.is_empty() {
                 let marks = vec!["?"; codes.len()].join(", ");
                 terms.push(format!("{column} IN ({marks})"));
@@ -370,7 +383,10 @@ impl Filter {
             &mut values,
         );
         codes(
-            q.severities.iter().map(|s| i64::from(s.priority())).collect(),
+            q.severities
+                .iter()
+                .map(|s| i64::from(s.priority()))
+                .collect(),
             "severity",
             &mut terms,
             &mut values,
@@ -388,7 +404,9 @@ impl Filter {
         }
         if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
             if text.chars().count() > MAX_TEXT_CHARS {
-                return Err(EventLogError::TextTooLong { max: MAX_TEXT_CHARS });
+                return Err(EventLogError::TextTooLong {
+                    max: MAX_TEXT_CHARS,
+                });
             }
             // Stored text has its control characters escaped; search the
             // same form so a pasted "\n" finds what the log shows.
@@ -482,7 +500,13 @@ pub(crate) mod tests {
         let mut conn = memory_db();
         let tx = conn.transaction().expect("tx");
         for i in 0..12_000 {
-            insert(&tx, &NewEvent::new(EventId::PortConnected, format!("n{i}")), i, 10_000).expect("insert");
+            insert(
+                &tx,
+                &NewEvent::new(EventId::PortConnected, format!("n{i}")),
+                i,
+                10_000,
+            )
+            .expect("insert");
         }
         tx.commit().expect("commit");
         let (count, min, max): (i64, i64, i64) = conn
@@ -500,7 +524,9 @@ pub(crate) mod tests {
         fill(&mut conn, &[(EventId::SystemStart, 1, None, "x"); 50]);
         let seq = insert(&conn, &NewEvent::new(EventId::SystemStop, "y"), 2, 10).expect("insert");
         assert_eq!(seq, 51);
-        let count: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).expect("count");
+        let count: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .expect("count");
         assert_eq!(count, 10);
     }
 
@@ -543,7 +569,13 @@ pub(crate) mod tests {
         let forged = "bad\n2024-01-01 login-succeeded admin\u{1b}[2J\u{202e}txt";
         let e = NewEvent::new(EventId::LoginFailed, forged).with_user("x".repeat(1_000));
         insert(&conn, &e, 0, 10_000).expect("insert");
-        insert(&conn, &NewEvent::new(EventId::LoginFailed, "y".repeat(5_000)), 0, 10_000).expect("insert");
+        insert(
+            &conn,
+            &NewEvent::new(EventId::LoginFailed, "y".repeat(5_000)),
+            0,
+            10_000,
+        )
+        .expect("insert");
         let page = query(
             &conn,
             &EventQuery {
@@ -562,7 +594,13 @@ pub(crate) mod tests {
         assert!(user.ends_with('…'));
         assert_eq!(page.events[1].message.chars().count(), MAX_MESSAGE_CHARS);
         // A message with braces is stored verbatim, never formatted.
-        insert(&conn, &NewEvent::new(EventId::LoginFailed, "{} {0} %s %n"), 0, 10_000).expect("insert");
+        insert(
+            &conn,
+            &NewEvent::new(EventId::LoginFailed, "{} {0} %s %n"),
+            0,
+            10_000,
+        )
+        .expect("insert");
         let last = query(&conn, &EventQuery::default()).expect("query");
         assert_eq!(last.events[0].message, "{} {0} %s %n");
     }
@@ -574,9 +612,24 @@ pub(crate) mod tests {
                 (EventId::SystemStart, 1_000, None, "started"),
                 (EventId::LoginFailed, 2_000, Some("alice"), "wrong password"),
                 (EventId::LoginSucceeded, 3_000, Some("alice"), "web login"),
-                (EventId::DeviceMissing, 4_000, None, "port 1: /dev/ttyUSB0 gone"),
-                (EventId::ConfigChanged, 5_000, Some("bob"), "ports[0].baud 9600 -> 100%_rate"),
-                (EventId::ConfigChanged, 6_000, Some("bob"), "ports[0].baud 100 rate"),
+                (
+                    EventId::DeviceMissing,
+                    4_000,
+                    None,
+                    "port 1: /dev/ttyUSB0 gone",
+                ),
+                (
+                    EventId::ConfigChanged,
+                    5_000,
+                    Some("bob"),
+                    "ports[0].baud 9600 -> 100%_rate",
+                ),
+                (
+                    EventId::ConfigChanged,
+                    6_000,
+                    Some("bob"),
+                    "ports[0].baud 100 rate",
+                ),
                 (EventId::DeviceRecovered, 7_000, None, "port 1 back"),
             ],
         );
@@ -758,26 +811,88 @@ pub(crate) mod tests {
         let tx = conn.transaction().expect("tx");
         for i in 0..1_000_000_i64 {
             let event = EventId::ALL[usize::try_from(i).expect("index") % EventId::ALL.len()];
-            let e = NewEvent::new(event, format!("event number {i} on port {}", i % 16)).with_user(format!("user{}", i % 7));
+            let e = NewEvent::new(event, format!("event number {i} on port {}", i % 16))
+                .with_user(format!("user{}", i % 7));
             insert(&tx, &e, 1_700_000_000_000 + i * 100, 1_000_000).expect("insert");
         }
         tx.commit().expect("commit");
         let cases = [
             ("newest page", EventQuery::default()),
-            ("security", EventQuery { categories: vec![Category::Security], ..EventQuery::default() }),
-            ("errors", EventQuery { severities: vec![Severity::Error], ..EventQuery::default() }),
-            ("one event", EventQuery { events: vec![EventId::DeviceMissing], ..EventQuery::default() }),
-            ("user", EventQuery { user: Some("user3".into()), ..EventQuery::default() }),
-            ("last hour", EventQuery { from_ms: Some(1_700_000_000_000 + 99_000_000 - 3_600_000), ..EventQuery::default() }),
-            ("old hour", EventQuery { from_ms: Some(1_700_000_000_000), to_ms: Some(1_700_000_000_000 + 3_600_000), ..EventQuery::default() }),
-            ("text", EventQuery { text: Some("port 15".into()), ..EventQuery::default() }),
-            ("deep page", EventQuery { offset: 900_000, ..EventQuery::default() }),
-            ("follow", EventQuery { after_seq: Some(999_900), order: Order::OldestFirst, ..EventQuery::default() }),
+            (
+                "security",
+                EventQuery {
+                    categories: vec![Category::Security],
+                    ..EventQuery::default()
+                },
+            ),
+            (
+                "errors",
+                EventQuery {
+                    severities: vec![Severity::Error],
+                    ..EventQuery::default()
+                },
+            ),
+            (
+                "one event",
+                EventQuery {
+                    events: vec![EventId::DeviceMissing],
+                    ..EventQuery::default()
+                },
+            ),
+            (
+                "user",
+                EventQuery {
+                    user: Some("user3".into()),
+                    ..EventQuery::default()
+                },
+            ),
+            (
+                "last hour",
+                EventQuery {
+                    from_ms: Some(1_700_000_000_000 + 99_000_000 - 3_600_000),
+                    ..EventQuery::default()
+                },
+            ),
+            (
+                "old hour",
+                EventQuery {
+                    from_ms: Some(1_700_000_000_000),
+                    to_ms: Some(1_700_000_000_000 + 3_600_000),
+                    ..EventQuery::default()
+                },
+            ),
+            (
+                "text",
+                EventQuery {
+                    text: Some("port 15".into()),
+                    ..EventQuery::default()
+                },
+            ),
+            (
+                "deep page",
+                EventQuery {
+                    offset: 900_000,
+                    ..EventQuery::default()
+                },
+            ),
+            (
+                "follow",
+                EventQuery {
+                    after_seq: Some(999_900),
+                    order: Order::OldestFirst,
+                    ..EventQuery::default()
+                },
+            ),
         ];
         for (name, q) in cases {
             let start = std::time::Instant::now();
             let page = query(&conn, &q).expect("query");
-            println!("{name}: {} of {} in {:?}", page.events.len(), page.total, start.elapsed());
+            println!(
+                "{name}: {} of {} in {:?}",
+                page.events.len(),
+                page.total,
+                start.elapsed()
+            );
         }
     }
 }

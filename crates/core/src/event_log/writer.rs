@@ -60,7 +60,10 @@ struct Shared {
 
 impl Shared {
     fn set_last_error(&self, error: Option<String>) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = error;
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error;
     }
 }
 
@@ -96,7 +99,10 @@ impl EventLog {
         let (queue, rx) = mpsc::channel(QUEUE_LEN);
         let (stored, _) = broadcast::channel(BROADCAST_LEN);
         let shared = Arc::new(Shared {
-            disabled: EventId::ALL.iter().map(|_| AtomicBool::new(false)).collect(),
+            disabled: EventId::ALL
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             capacity: AtomicU32::new(settings.capacity),
             dropped: AtomicU64::new(0),
             queue_drops: AtomicU64::new(0),
@@ -145,7 +151,9 @@ impl EventLog {
     /// Recording that the settings changed (who, what) is the caller's
     /// job.
     pub fn update_settings(&self, settings: &EventLogSettings) {
-        self.shared.capacity.store(settings.capacity.max(1), Ordering::Relaxed);
+        self.shared
+            .capacity
+            .store(settings.capacity.max(1), Ordering::Relaxed);
         for &event in EventId::ALL {
             if let Some(flag) = self.shared.disabled.get(event.index()) {
                 flag.store(
@@ -275,12 +283,21 @@ impl Writer {
         };
         let capacity = self.shared.capacity.load(Ordering::Relaxed);
         let unreported = self.unreported;
-        let last_error = self.shared.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let last_error = self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let result = (|| {
             let tx = conn.transaction()?;
             let mut stored = Vec::with_capacity(batch.len() + 1);
             if unreported > 0 {
-                stored.push(store(&tx, &dropped_event(unreported, last_error.as_deref()), now_ms())?);
+                stored.push(store(
+                    &tx,
+                    &dropped_event(unreported, last_error.as_deref()),
+                    now_ms(),
+                )?);
             }
             for (event, time_ms) in batch {
                 stored.push(store(&tx, event, *time_ms)?);
@@ -297,7 +314,11 @@ impl Writer {
 
 /// The entry that reports `count` lost events.
 fn dropped_event(count: u64, cause: Option<&str>) -> NewEvent {
-    let noun = if count == 1 { "event was" } else { "events were" };
+    let noun = if count == 1 {
+        "event was"
+    } else {
+        "events were"
+    };
     let message = match cause {
         Some(cause) => format!("{count} {noun} not recorded: the event log store failed ({cause})"),
         None => format!("{count} {noun} not recorded: the event log could not keep up"),
@@ -379,7 +400,9 @@ mod tests {
         }
 
         fn mend_writes(&self) {
-            self.open().execute_batch("DROP TRIGGER full;").expect("drop trigger");
+            self.open()
+                .execute_batch("DROP TRIGGER full;")
+                .expect("drop trigger");
         }
     }
 
@@ -409,7 +432,10 @@ mod tests {
         let db = TempDb::new("store");
         let log = EventLog::start(&EventLogSettings::default(), db.opener()).expect("start");
         for i in 0..10 {
-            log.record(NewEvent::new(EventId::PortConnected, format!("client {i}")).with_source("192.0.2.1:5000"));
+            log.record(
+                NewEvent::new(EventId::PortConnected, format!("client {i}"))
+                    .with_source("192.0.2.1:5000"),
+            );
         }
         log.flush_blocking().expect("flush");
         let events = db.all();
@@ -476,7 +502,10 @@ mod tests {
         let took = start.elapsed();
         // A record that waited for the database (tens of microseconds at
         // best, with a sync per commit) would take many seconds.
-        assert!(took < Duration::from_secs(5), "100,000 records took {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "100,000 records took {took:?}"
+        );
         log.flush_blocking().expect("flush");
         assert_eq!(log.dropped(), 100_000);
         assert!(
@@ -505,7 +534,11 @@ mod tests {
         assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!(events[0].event, EventId::EventsDropped);
         assert_eq!(count_in(&events[0].message), 10);
-        assert!(events[0].message.contains("disk is full"), "{}", events[0].message);
+        assert!(
+            events[0].message.contains("disk is full"),
+            "{}",
+            events[0].message
+        );
         assert_eq!(events[1].message, "kept");
         assert_eq!(log.last_error(), None);
         // Subscribers see exactly what was stored, with sequence numbers.
@@ -534,10 +567,15 @@ mod tests {
         available.store(true, Ordering::SeqCst);
         log.record(NewEvent::new(EventId::SystemStop, "kept"));
         log.flush_blocking().expect("flush");
-        let events: Vec<(EventId, String)> = db.all().into_iter().map(|e| (e.event, e.message)).collect();
+        let events: Vec<(EventId, String)> =
+            db.all().into_iter().map(|e| (e.event, e.message)).collect();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].0, EventId::EventsDropped);
-        assert!(events[0].1.starts_with("1 event was not recorded"), "{}", events[0].1);
+        assert!(
+            events[0].1.starts_with("1 event was not recorded"),
+            "{}",
+            events[0].1
+        );
         assert_eq!(events[1], (EventId::SystemStop, "kept".to_owned()));
     }
 
@@ -553,14 +591,20 @@ mod tests {
         }
         let took = start.elapsed();
         holder.execute_batch("COMMIT;").expect("unlock");
-        assert!(took < Duration::from_secs(5), "100,000 records took {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "100,000 records took {took:?}"
+        );
         log.flush_blocking().expect("flush");
         // What waited for the lock is either stored or counted, and the
         // count is written down.
         log.record(NewEvent::new(EventId::SystemStop, "after"));
         log.flush_blocking().expect("flush");
         let events = db.all();
-        let kept = events.iter().filter(|e| e.event == EventId::PortDisconnected).count();
+        let kept = events
+            .iter()
+            .filter(|e| e.event == EventId::PortDisconnected)
+            .count();
         let reported: u64 = events
             .iter()
             .filter(|e| e.event == EventId::EventsDropped)
@@ -612,6 +656,9 @@ mod tests {
         // The queue is drained before the thread ends; then the channel
         // closes.
         assert_eq!(stored.blocking_recv().expect("stored").message, "bye");
-        assert!(matches!(stored.blocking_recv(), Err(broadcast::error::RecvError::Closed)));
+        assert!(matches!(
+            stored.blocking_recv(),
+            Err(broadcast::error::RecvError::Closed)
+        ));
     }
 }

@@ -99,14 +99,19 @@ mod tests {
 
     #[test]
     fn refuses_well_known_passwords() {
-        for password in ["password", "123456", "qwerty", "P@ssw0rd", "iloveyou", "dragon"] {
+        for password in [
+            "password", "123456", "qwerty", "P@ssw0rd", "iloveyou", "dragon",
+        ] {
             assert!(is_common(password), "{password}");
         }
     }
 
     #[test]
     fn refuses_case_reversed_and_l33t_variants() {
-        for password in ["PASSWORD", "Dragon", "drowssap", "DROWSSAP", "P@55w0rd", "dr4g0n", "m0nk3y", "f00tb@ll"] {
+        for password in [
+            "PASSWORD", "Dragon", "drowssap", "DROWSSAP", "P@55w0rd", "dr4g0n", "m0nk3y",
+            "f00tb@ll",
+        ] {
             assert!(is_common(password), "{password}");
         }
     }
@@ -115,7 +120,10 @@ mod tests {
     fn refuses_entries_zxcvbn_explains_otherwise() {
         for password in ["11111111", "13579", "devil", "trebor", "cherry1", "st0n3"] {
             assert!(is_common(password), "{password}");
-            assert!(!variant_of_common(password, password.chars().count()), "{password}");
+            assert!(
+                !variant_of_common(password, password.chars().count()),
+                "{password}"
+            );
         }
     }
 
@@ -144,7 +152,11 @@ mod tests {
     fn refuses_every_entry_of_the_list() {
         let entries: Vec<&str> = COMMON_PASSWORDS.lines().collect();
         assert_eq!(entries.len(), COMMON_LIST_LEN);
-        assert_eq!(BLOCKLIST.words.len(), COMMON_LIST_LEN, "no duplicates, no blank lines");
+        assert_eq!(
+            BLOCKLIST.words.len(),
+            COMMON_LIST_LEN,
+            "no duplicates, no blank lines"
+        );
         for entry in entries {
             assert!(is_common(entry), "{entry}");
             assert!(is_common(&entry.to_uppercase()), "{entry}");

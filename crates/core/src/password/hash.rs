@@ -56,8 +56,7 @@ const PARAMS: Params = match Params::new(M_COST_KIB, T_COST, P_COST, Some(OUTPUT
 /// The hash of a random password nobody knows, with today's parameters:
 /// [`PasswordHasher::verify_dummy`] verifies against it so that an unknown
 /// account name costs exactly as much as a known one.
-const DUMMY_PHC: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$MlLdAwKWktgD8k5DjOERHQ$gZNyDyN1kZMLm0Gs3oMaVrKtDke7BUZiseci2bzBMNU";
+const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$MlLdAwKWktgD8k5DjOERHQ$gZNyDyN1kZMLm0Gs3oMaVrKtDke7BUZiseci2bzBMNU";
 
 /// Hashes and verifies passwords off the async runtime, at most
 /// `max_concurrent` at a time. Cloning is cheap and clones share the limit.
@@ -175,7 +174,9 @@ fn verify_now(password: &str, stored: &str) -> bool {
     }
     // Algorithm, version and parameters come from the stored string; the
     // output comparison is constant-time.
-    argon2id().verify_password(password.as_bytes(), &parsed).is_ok()
+    argon2id()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
 }
 
 /// A stored password hash: a PHC string. Its `Debug` shows the algorithm
@@ -238,7 +239,9 @@ pub enum HashError {
         max_chars: usize,
     },
     /// No salt: the OS random number generator failed.
-    #[error("the operating system's random number generator failed ({source}); check that getrandom(2) works on this host and retry")]
+    #[error(
+        "the operating system's random number generator failed ({source}); check that getrandom(2) works on this host and retry"
+    )]
     Rng {
         /// The error from `getrandom`.
         source: getrandom::Error,
@@ -250,7 +253,9 @@ pub enum HashError {
         source: argon2::password_hash::Error,
     },
     /// The hashing task stopped before finishing.
-    #[error("the password hashing task stopped before finishing (is the daemon shutting down?); retry")]
+    #[error(
+        "the password hashing task stopped before finishing (is the daemon shutting down?); retry"
+    )]
     TaskFailed,
 }
 
@@ -289,7 +294,10 @@ mod tests {
         let hash = PasswordHasher::hash_blocking(password).expect("hash");
         assert!(PasswordHasher::verify_blocking(password, &hash));
         // Another normalisation of "ü" is another password.
-        assert!(!PasswordHasher::verify_blocking("Gru\u{308}ße, 東京の灯台 🐟", &hash));
+        assert!(!PasswordHasher::verify_blocking(
+            "Gru\u{308}ße, 東京の灯台 🐟",
+            &hash
+        ));
     }
 
     #[tokio::test]
@@ -330,7 +338,10 @@ mod tests {
         let huge = "x".repeat(MAX_PASSWORD_BYTES + 1);
         let dummy = PasswordHash::from_stored(DUMMY_PHC.to_owned());
         // No permit is free, so this returns only because it never queues.
-        let _held = Arc::clone(&hasher.permits).acquire_owned().await.expect("permit");
+        let _held = Arc::clone(&hasher.permits)
+            .acquire_owned()
+            .await
+            .expect("permit");
         assert!(!hasher.verify(&huge, &dummy).await);
         assert!(!hasher.verify_dummy(&huge).await);
         assert!(matches!(
@@ -342,7 +353,10 @@ mod tests {
     #[tokio::test]
     async fn hashing_waits_for_a_free_slot() {
         let hasher = PasswordHasher::new(1);
-        let held = Arc::clone(&hasher.permits).acquire_owned().await.expect("permit");
+        let held = Arc::clone(&hasher.permits)
+            .acquire_owned()
+            .await
+            .expect("permit");
         let waiting = {
             let hasher = hasher.clone();
             tokio::spawn(async move { hasher.hash("fjord walnut lighthouse").await })
@@ -356,7 +370,10 @@ mod tests {
         assert_eq!(hasher.permits.available_permits(), 0);
         drop(held);
         let hash = waiting.await.expect("join").expect("hash");
-        assert!(PasswordHasher::verify_blocking("fjord walnut lighthouse", &hash));
+        assert!(PasswordHasher::verify_blocking(
+            "fjord walnut lighthouse",
+            &hash
+        ));
         assert_eq!(hasher.permits.available_permits(), 1);
     }
 
@@ -364,9 +381,15 @@ mod tests {
     fn debug_shows_parameters_but_not_salt_or_hash() {
         let hash = PasswordHash::from_stored(DUMMY_PHC.to_owned());
         let debug = format!("{hash:?}");
-        assert!(debug.contains("argon2id") && debug.contains("m=19456,t=2,p=1"), "{debug}");
+        assert!(
+            debug.contains("argon2id") && debug.contains("m=19456,t=2,p=1"),
+            "{debug}"
+        );
         assert!(!debug.contains("MlLdAwKWktgD8k5DjOERHQ"), "{debug}");
-        assert!(!debug.contains("gZNyDyN1kZMLm0Gs3oMaVrKtDke7BUZiseci2bzBMNU"), "{debug}");
+        assert!(
+            !debug.contains("gZNyDyN1kZMLm0Gs3oMaVrKtDke7BUZiseci2bzBMNU"),
+            "{debug}"
+        );
     }
 
     #[test]

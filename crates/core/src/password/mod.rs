@@ -18,5 +18,5 @@ pub mod policy;
 
 pub use blocklist::is_common;
 pub use hash::{HashError, PasswordHash, PasswordHasher};
-pub use policy::{MAX_PASSWORD_CHARS, PasswordPolicy, PasswordProblem, PasswordRejected};
 pub(crate) use policy::read_policy;
+pub use policy::{MAX_PASSWORD_CHARS, PasswordPolicy, PasswordProblem, PasswordRejected};

@@ -98,7 +98,8 @@ impl PasswordPolicy {
             problems.push(PasswordProblem::MissingDigit);
         }
         if self.require_mixed_case
-            && !(password.chars().any(char::is_uppercase) && password.chars().any(char::is_lowercase))
+            && !(password.chars().any(char::is_uppercase)
+                && password.chars().any(char::is_lowercase))
         {
             problems.push(PasswordProblem::MissingMixedCase);
         }
@@ -251,7 +252,12 @@ pub(crate) fn read_policy(w: &mut Walk, path: String, value: Option<&Value>) -> 
     let d = PasswordPolicy::default();
     let mut o = Obj::new(w, path, value);
     let policy = PasswordPolicy {
-        min_length: o.int(w, "min_length", d.min_length, MIN_LENGTH_FLOOR..=MIN_LENGTH_CEILING),
+        min_length: o.int(
+            w,
+            "min_length",
+            d.min_length,
+            MIN_LENGTH_FLOOR..=MIN_LENGTH_CEILING,
+        ),
         require_digit: o.bool(w, "require_digit", d.require_digit),
         require_mixed_case: o.bool(w, "require_mixed_case", d.require_mixed_case),
         require_special: o.bool(w, "require_special", d.require_special),
@@ -342,7 +348,10 @@ mod tests {
         assert_eq!(phrase.chars().count(), 64);
         assert_eq!(problems(&strict(), "admin", phrase), vec![]);
         assert_eq!(PASSPHRASE_64.chars().count(), 64);
-        assert_eq!(problems(&PasswordPolicy::default(), "admin", PASSPHRASE_64), vec![]);
+        assert_eq!(
+            problems(&PasswordPolicy::default(), "admin", PASSPHRASE_64),
+            vec![]
+        );
     }
 
     #[test]
@@ -363,7 +372,9 @@ mod tests {
     #[test]
     fn refuses_common_passwords_under_any_policy() {
         let policy = PasswordPolicy::default();
-        for common in ["password", "iloveyou", "11111111", "P@ssw0rd", "baseball", "Sunshine"] {
+        for common in [
+            "password", "iloveyou", "11111111", "P@ssw0rd", "baseball", "Sunshine",
+        ] {
             assert_eq!(
                 problems(&policy, "admin", common),
                 vec![PasswordProblem::Common],
@@ -490,7 +501,10 @@ mod tests {
         let one = PasswordRejected {
             problems: vec![PasswordProblem::MissingDigit],
         };
-        assert_eq!(one.to_string(), "the password has no digit (0-9); choose another password");
+        assert_eq!(
+            one.to_string(),
+            "the password has no digit (0-9); choose another password"
+        );
     }
 
     #[test]
@@ -562,10 +576,25 @@ mod tests {
             "max_length": 64,
         }));
         assert_eq!(errors.len(), 4, "{errors:?}");
-        assert!(errors[0].starts_with("security.password_policy.min_length"), "{errors:?}");
-        assert!(errors.iter().any(|e| e.starts_with("security.password_policy.require_digit")));
-        assert!(errors.iter().any(|e| e.starts_with("security.password_policy.lifetime_days")));
-        assert!(errors.iter().any(|e| e.starts_with("security.password_policy.max_length")));
+        assert!(
+            errors[0].starts_with("security.password_policy.min_length"),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("security.password_policy.require_digit"))
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("security.password_policy.lifetime_days"))
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("security.password_policy.max_length"))
+        );
         assert_eq!(p, PasswordPolicy::default());
 
         let (_, errors) = read(&serde_json::json!({"min_length": 129, "lifetime_days": 3651}));

@@ -12,7 +12,8 @@ use crate::permission::{Group, Permission, Permissions};
 use crate::session;
 use crate::store::now_s;
 
-const LAST_ADMIN: &str = "this is the last active Administrator; create or enable another Administrator first";
+const LAST_ADMIN: &str =
+    "this is the last active Administrator; create or enable another Administrator first";
 
 impl Service {
     /// Every account.
@@ -32,7 +33,10 @@ impl Service {
         caller.require(Permission::AccountsChange)?;
         account::check_name(name).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let group = self.group_named(group).await?;
-        self.config().security.password_policy.check(name, password)?;
+        self.config()
+            .security
+            .password_policy
+            .check(name, password)?;
         let hash = self.hash(password).await?;
         let (n, g) = (name.to_owned(), group.name.clone());
         let created = self
@@ -46,22 +50,34 @@ impl Service {
             })
             .await?;
         let Some(created) = created else {
-            return Err(ServiceError::Conflict(format!("an account named '{name}' already exists")));
+            return Err(ServiceError::Conflict(format!(
+                "an account named '{name}' already exists"
+            )));
         };
         self.audit(
             caller,
             EventId::AccountCreated,
-            format!("account '{}' created in group {}", created.name, created.group),
+            format!(
+                "account '{}' created in group {}",
+                created.name, created.group
+            ),
         );
         Ok(created)
     }
 
     /// Enable or disable an account; disabling ends its sessions at once.
-    pub async fn set_account_active(&self, caller: &Caller, name: &str, active: bool) -> Result<(), ServiceError> {
+    pub async fn set_account_active(
+        &self,
+        caller: &Caller,
+        name: &str,
+        active: bool,
+    ) -> Result<(), ServiceError> {
         caller.require(Permission::AccountsChange)?;
         let target = self.account_named(name).await?;
         let id = target.id;
-        let is_admin = target.group.eq_ignore_ascii_case(crate::permission::ADMINISTRATOR);
+        let is_admin = target
+            .group
+            .eq_ignore_ascii_case(crate::permission::ADMINISTRATOR);
         let outcome = self
             .inner
             .store
@@ -84,7 +100,10 @@ impl Service {
         let (event, verb) = if active {
             (EventId::AccountEnabled, "enabled")
         } else {
-            (EventId::AccountDisabled, "disabled; its sessions were ended")
+            (
+                EventId::AccountDisabled,
+                "disabled; its sessions were ended",
+            )
         };
         self.audit(caller, event, format!("account '{}' {verb}", target.name));
         Ok(())
@@ -95,8 +114,10 @@ impl Service {
         caller.require(Permission::AccountsChange)?;
         let target = self.account_named(name).await?;
         let id = target.id;
-        let is_active_admin =
-            target.active && target.group.eq_ignore_ascii_case(crate::permission::ADMINISTRATOR);
+        let is_active_admin = target.active
+            && target
+                .group
+                .eq_ignore_ascii_case(crate::permission::ADMINISTRATOR);
         let deleted = self
             .inner
             .store
@@ -114,19 +135,30 @@ impl Service {
         if !deleted {
             return Err(ServiceError::Conflict(LAST_ADMIN.into()));
         }
-        self.audit(caller, EventId::AccountDeleted, format!("account '{}' deleted", target.name));
+        self.audit(
+            caller,
+            EventId::AccountDeleted,
+            format!("account '{}' deleted", target.name),
+        );
         Ok(())
     }
 
     /// Move an account to another group; its sessions end so the new
     /// permissions apply at the next login.
-    pub async fn set_account_group(&self, caller: &Caller, name: &str, group: &str) -> Result<(), ServiceError> {
+    pub async fn set_account_group(
+        &self,
+        caller: &Caller,
+        name: &str,
+        group: &str,
+    ) -> Result<(), ServiceError> {
         caller.require(Permission::AccountsChange)?;
         let target = self.account_named(name).await?;
         let group = self.group_named(group).await?;
         let id = target.id;
         let leaves_admin = target.active
-            && target.group.eq_ignore_ascii_case(crate::permission::ADMINISTRATOR)
+            && target
+                .group
+                .eq_ignore_ascii_case(crate::permission::ADMINISTRATOR)
             && !group.is_administrator();
         let g = group.name.clone();
         let changed = self
@@ -149,13 +181,21 @@ impl Service {
         self.audit(
             caller,
             EventId::AccountGroupChanged,
-            format!("account '{}' moved from {} to {}", target.name, target.group, group.name),
+            format!(
+                "account '{}' moved from {} to {}",
+                target.name, target.group, group.name
+            ),
         );
         Ok(())
     }
 
     /// Change the caller's own password; the old one is required.
-    pub async fn change_own_password(&self, caller: &Caller, old: &str, new: &str) -> Result<(), ServiceError> {
+    pub async fn change_own_password(
+        &self,
+        caller: &Caller,
+        old: &str,
+        new: &str,
+    ) -> Result<(), ServiceError> {
         let Some(me) = &caller.principal else {
             return Err(ServiceError::Invalid(
                 "the host's command line has no password of its own; use `ttyward admin passwd NAME`".into(),
@@ -168,25 +208,50 @@ impl Service {
             .call(move |c| account::password_hash(c, id))
             .await?
             .ok_or(ServiceError::Unauthenticated)?;
-        if !self.inner.hasher.verify(old, &PasswordHash::from_stored(stored)).await {
-            self.audit(caller, EventId::LoginFailed, "password change refused: the current password is wrong");
-            return Err(ServiceError::Invalid("the current password is wrong".into()));
+        if !self
+            .inner
+            .hasher
+            .verify(old, &PasswordHash::from_stored(stored))
+            .await
+        {
+            self.audit(
+                caller,
+                EventId::LoginFailed,
+                "password change refused: the current password is wrong",
+            );
+            return Err(ServiceError::Invalid(
+                "the current password is wrong".into(),
+            ));
         }
         if old == new {
-            return Err(ServiceError::Invalid("the new password must differ from the current one".into()));
+            return Err(ServiceError::Invalid(
+                "the new password must differ from the current one".into(),
+            ));
         }
         self.set_password_of(caller, id, &me.name, new).await
     }
 
     /// Set another account's password (an administrator's reset), or any
     /// account's from the host's command line.
-    pub async fn set_password(&self, caller: &Caller, name: &str, new: &str) -> Result<(), ServiceError> {
+    pub async fn set_password(
+        &self,
+        caller: &Caller,
+        name: &str,
+        new: &str,
+    ) -> Result<(), ServiceError> {
         caller.require(Permission::AccountsChange)?;
         let target = self.account_named(name).await?;
-        self.set_password_of(caller, target.id, &target.name, new).await
+        self.set_password_of(caller, target.id, &target.name, new)
+            .await
     }
 
-    async fn set_password_of(&self, caller: &Caller, id: i64, name: &str, new: &str) -> Result<(), ServiceError> {
+    async fn set_password_of(
+        &self,
+        caller: &Caller,
+        id: i64,
+        name: &str,
+        new: &str,
+    ) -> Result<(), ServiceError> {
         self.config().security.password_policy.check(name, new)?;
         let hash = self.hash(new).await?;
         let keep = caller.principal.as_ref().and_then(|p| p.session_id);
@@ -205,7 +270,11 @@ impl Service {
                 Ok(())
             })
             .await?;
-        self.audit(caller, EventId::PasswordChanged, format!("password of '{name}' changed"));
+        self.audit(
+            caller,
+            EventId::PasswordChanged,
+            format!("password of '{name}' changed"),
+        );
         Ok(())
     }
 
@@ -216,20 +285,42 @@ impl Service {
     }
 
     /// Create or change a custom group.
-    pub async fn put_group(&self, caller: &Caller, name: &str, permissions: Permissions) -> Result<(), ServiceError> {
+    pub async fn put_group(
+        &self,
+        caller: &Caller,
+        name: &str,
+        permissions: Permissions,
+    ) -> Result<(), ServiceError> {
         caller.require(Permission::AccountsChange)?;
         account::check_name(name).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let n = name.to_owned();
-        let list = permissions.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
-        let existed = self.inner.store.call({
-            let n = n.clone();
-            move |c| account::group(c, &n)
-        }).await?;
+        let list = permissions
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let existed = self
+            .inner
+            .store
+            .call({
+                let n = n.clone();
+                move |c| account::group(c, &n)
+            })
+            .await?;
         if existed.as_ref().is_some_and(|g| g.builtin) {
-            return Err(ServiceError::Conflict(format!("{name} is a built-in group and cannot be changed")));
+            return Err(ServiceError::Conflict(format!(
+                "{name} is a built-in group and cannot be changed"
+            )));
         }
-        self.inner.store.call(move |c| account::put_group(c, &n, &permissions)).await?;
-        let event = if existed.is_some() { EventId::GroupChanged } else { EventId::GroupCreated };
+        self.inner
+            .store
+            .call(move |c| account::put_group(c, &n, &permissions))
+            .await?;
+        let event = if existed.is_some() {
+            EventId::GroupChanged
+        } else {
+            EventId::GroupCreated
+        };
         self.audit(caller, event, format!("group '{name}': {list}"));
         Ok(())
     }
@@ -239,10 +330,17 @@ impl Service {
         caller.require(Permission::AccountsChange)?;
         let group = self.group_named(name).await?;
         if group.builtin {
-            return Err(ServiceError::Conflict(format!("{} is a built-in group and cannot be deleted", group.name)));
+            return Err(ServiceError::Conflict(format!(
+                "{} is a built-in group and cannot be deleted",
+                group.name
+            )));
         }
         let g = group.name.clone();
-        let members = self.inner.store.call(move |c| account::members(c, &g)).await?;
+        let members = self
+            .inner
+            .store
+            .call(move |c| account::members(c, &g))
+            .await?;
         if members > 0 {
             return Err(ServiceError::Conflict(format!(
                 "group '{}' still has {members} account(s); move them to another group first",
@@ -250,8 +348,15 @@ impl Service {
             )));
         }
         let g = group.name.clone();
-        self.inner.store.call(move |c| account::delete_group(c, &g)).await?;
-        self.audit(caller, EventId::GroupDeleted, format!("group '{}' deleted", group.name));
+        self.inner
+            .store
+            .call(move |c| account::delete_group(c, &g))
+            .await?;
+        self.audit(
+            caller,
+            EventId::GroupDeleted,
+            format!("group '{}' deleted", group.name),
+        );
         Ok(())
     }
 

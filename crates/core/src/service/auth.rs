@@ -147,7 +147,12 @@ impl Service {
                 ));
             }
         };
-        let hash = self.inner.hasher.hash(password).await.map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let hash = self
+            .inner
+            .hasher
+            .hash(password)
+            .await
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let (name_owned, hash) = (name.to_owned(), hash.as_str().to_owned());
         let outcome = self
             .inner
@@ -237,7 +242,11 @@ impl Service {
             .await?;
         let found = match found {
             Err(until) => {
-                self.audit_login_failure(&caller, name, &format!("refused: locked out until {}", fmt_time(until)));
+                self.audit_login_failure(
+                    &caller,
+                    name,
+                    &format!("refused: locked out until {}", fmt_time(until)),
+                );
                 return Err(failed());
             }
             Ok(f) => f,
@@ -269,7 +278,10 @@ impl Service {
                 let what = if outcome.locked_source {
                     format!("source {src} locked out until {}", fmt_time(outcome.until))
                 } else {
-                    format!("account '{name}' locked out for {src} until {}", fmt_time(outcome.until))
+                    format!(
+                        "account '{name}' locked out for {src} until {}",
+                        fmt_time(outcome.until)
+                    )
                 };
                 self.audit(&caller, EventId::AccountLocked, what);
             }
@@ -280,7 +292,12 @@ impl Service {
             .security
             .password_policy
             .is_expired(account.password_changed_at, now_s());
-        let (id, key, src2, iface) = (account.id, account.name.clone(), src.clone(), interface.name());
+        let (id, key, src2, iface) = (
+            account.id,
+            account.name.clone(),
+            src.clone(),
+            interface.name(),
+        );
         let created = self
             .inner
             .store
@@ -295,9 +312,17 @@ impl Service {
         };
         match created {
             Ok((token, session_id)) => {
-                self.audit(&caller, EventId::LoginSucceeded, format!("logged in via {}", interface.name()));
+                self.audit(
+                    &caller,
+                    EventId::LoginSucceeded,
+                    format!("logged in via {}", interface.name()),
+                );
                 if expired {
-                    self.audit(&caller, EventId::PasswordExpired, "password expired: change required");
+                    self.audit(
+                        &caller,
+                        EventId::PasswordExpired,
+                        "password expired: change required",
+                    );
                 }
                 Ok(LoginOk {
                     token,
@@ -428,7 +453,12 @@ impl Service {
     }
 
     /// Lift lockouts of an account (all sources) or of a source address.
-    pub async fn unlock(&self, caller: &Caller, account: Option<&str>, source: Option<&str>) -> Result<usize, ServiceError> {
+    pub async fn unlock(
+        &self,
+        caller: &Caller,
+        account: Option<&str>,
+        source: Option<&str>,
+    ) -> Result<usize, ServiceError> {
         caller.require(Permission::SecurityChange)?;
         let (a, s) = (account.map(str::to_owned), source.map(str::to_owned));
         let n = self
@@ -445,11 +475,14 @@ impl Service {
                 Ok(n)
             })
             .await?;
-        let what = [account.map(|a| format!("account '{a}'")), source.map(|s| format!("source {s}"))]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" and ");
+        let what = [
+            account.map(|a| format!("account '{a}'")),
+            source.map(|s| format!("source {s}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" and ");
         self.audit(caller, EventId::AccountUnlocked, format!("{what} unlocked"));
         Ok(n)
     }

@@ -13,7 +13,11 @@ use crate::permission::Permission;
 
 impl Service {
     /// One page of events matching `query`.
-    pub async fn query_events(&self, caller: &Caller, query: EventQuery) -> Result<EventPage, ServiceError> {
+    pub async fn query_events(
+        &self,
+        caller: &Caller,
+        query: EventQuery,
+    ) -> Result<EventPage, ServiceError> {
         let query = self.visible(caller, query)?;
         Ok(self
             .inner

@@ -220,8 +220,10 @@ impl Service {
         store.call_blocking(|c| crate::account::ensure_builtin_groups(c))?;
         let config = store.call_blocking(settings::load)?;
         let db = store.path().to_owned();
-        let events = EventLog::start(&config.event_log, move || crate::store::open_connection(&db))
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let events = EventLog::start(&config.event_log, move || {
+            crate::store::open_connection(&db)
+        })
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let (config, _) = watch::channel(Arc::new(config));
         Ok(Service {
             inner: Arc::new(Inner {
@@ -265,6 +267,22 @@ impl Service {
             event,
             user: Some(caller.user()),
             source: Some(caller.source.to_string()),
+            message: message.into(),
+        });
+    }
+
+    /// Record an event a network peer caused before any login (a refused
+    /// connection): the source is known, the user is not.
+    pub fn record_from(
+        &self,
+        event: EventId,
+        source: std::net::IpAddr,
+        message: impl Into<String>,
+    ) {
+        self.inner.events.record(NewEvent {
+            event,
+            user: None,
+            source: Some(source.to_canonical().to_string()),
             message: message.into(),
         });
     }

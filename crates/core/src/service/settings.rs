@@ -67,8 +67,14 @@ fn differences(old: &Config, new: &Config) -> Vec<(String, Permission)> {
     for n in numbers {
         match (old.port(n), new.port(n)) {
             (Some(a), Some(b)) if a == b => {}
-            (Some(_), Some(b)) => out.push((format!("port {n} ({})", b.mode.name()), Permission::SerialChange)),
-            (None, Some(b)) => out.push((format!("port {n} added ({})", b.mode.name()), Permission::SerialChange)),
+            (Some(_), Some(b)) => out.push((
+                format!("port {n} ({})", b.mode.name()),
+                Permission::SerialChange,
+            )),
+            (None, Some(b)) => out.push((
+                format!("port {n} added ({})", b.mode.name()),
+                Permission::SerialChange,
+            )),
             (Some(_), None) => out.push((format!("port {n} removed"), Permission::SerialChange)),
             (None, None) => {}
         }
@@ -238,7 +244,10 @@ impl Service {
             self.reload().await?;
             self.record(
                 EventId::ConfigChanged,
-                format!("first configuration: {} serial port(s) found", config.ports.len()),
+                format!(
+                    "first configuration: {} serial port(s) found",
+                    config.ports.len()
+                ),
             );
         }
         Ok(stored)

@@ -166,7 +166,11 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf, StoreError> {
         source,
     };
     if !dir.exists() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
     let path = dir.join(DB_FILE);
@@ -186,7 +190,10 @@ fn prepare_data_dir(dir: &Path) -> Result<PathBuf, StoreError> {
 pub fn format_time(unix_s: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_s)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix_s.to_string())
 }
 

@@ -74,7 +74,11 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             supported: VERSION,
         });
     }
-    for (from, sql) in migrations().iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+    for (from, sql) in migrations()
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         // IMMEDIATE: two processes starting at once cannot both migrate.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -82,7 +86,11 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             continue; // the other process did it
         }
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i64::try_from(from + 1).unwrap_or(VERSION))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(from + 1).unwrap_or(VERSION),
+        )?;
         tx.commit()?;
     }
     Ok(())

@@ -1,0 +1,234 @@
+//! `ttyward run`: the device. Loads the data directory, starts every enabled
+//! port behind the Gate, prints one JSON ready line, applies configuration
+//! changes live (only the ports whose settings changed restart), and drains
+//! on SIGTERM/SIGINT.
+//!
+//! First use: until an active Administrator exists every serial operation
+//! mode stays off, and a one-time setup code is printed and written to
+//! `DIR/setup-code` for the web console's "Create Account" page. Changes
+//! made by another process (`ttyward admin`, `ttyward config import`) are
+//! noticed through SQLite's `data_version` within a poll interval.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ttyward_core::config::{Config, OperationMode};
+use ttyward_core::event_log::EventId;
+use ttyward_core::service::Service;
+use ttyward_engine::{EngineEvent, EventKind, EventSink};
+
+use crate::serve::{self, Failure};
+
+/// How often the store is asked whether another process changed it.
+const POLL: Duration = Duration::from_millis(250);
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Validate the stored configuration and exit (0: valid, 64: not).
+    #[arg(long)]
+    check: bool,
+}
+
+/// The configuration the engine runs: the stored one, with every port off
+/// while no Administrator exists.
+fn effective(config: &Config, administrator: bool) -> Config {
+    let mut c = config.clone();
+    if !administrator {
+        for p in &mut c.ports {
+            p.mode = OperationMode::Disabled;
+        }
+    }
+    c
+}
+
+/// A first configuration for a fresh data directory: one TCP Server port
+/// per serial device the host has (Real COM, the seed's default, comes in a
+/// later release).
+fn first_config() -> Config {
+    let ports: Vec<serde_json::Value> = ttyward_serial::discover::serial_ports()
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            serde_json::json!({
+                "number": i + 1,
+                "device": path.display().to_string(),
+                "mode": {"type": "tcp-server"},
+            })
+        })
+        .collect();
+    // Discovered paths and defaults always validate; an empty config is the
+    // fallback if they ever did not.
+    Config::from_value(&serde_json::json!({ "ports": ports })).unwrap_or_default()
+}
+
+pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
+    if args.check {
+        let c = service.config();
+        println!(
+            "configuration valid: {} port(s), {} enabled",
+            c.ports.len(),
+            c.ports
+                .iter()
+                .filter(|p| !matches!(p.mode, OperationMode::Disabled))
+                .count()
+        );
+        return Ok(());
+    }
+    if service.stored_revision().await.map_err(runtime)? == 0 {
+        let first = first_config();
+        tracing::info!(
+            "fresh data directory: {} serial port(s) found",
+            first.ports.len()
+        );
+        service.initialize_config(first).await.map_err(runtime)?;
+    }
+    let mut administrator = service.has_administrator().await.map_err(runtime)?;
+    let setup_code = if administrator {
+        None
+    } else {
+        service.issue_setup_code().await.map_err(runtime)?
+    };
+    let config = service.config();
+    let sink = EventSink::new(1024);
+    let mut engine =
+        ttyward_engine::Engine::start(&effective(&config, administrator), sink.clone())
+            .map_err(|e| Failure::Config(e.to_string()))?;
+    service.record(
+        EventId::SystemStart,
+        format!("ttyward {} started", env!("CARGO_PKG_VERSION")),
+    );
+    let forwarder = tokio::spawn(forward_events(service.clone(), sink.subscribe()));
+
+    if let Some(code) = &setup_code {
+        tracing::warn!(
+            "no Administrator exists: every serial port stays off until one is created. Create it with `ttyward admin create --name NAME`, or in the web console with the setup code {code} (also in {})",
+            service
+                .dir()
+                .join(ttyward_core::service::SETUP_CODE_FILE)
+                .display()
+        );
+    }
+    serve::announce(
+        &engine,
+        serde_json::json!({
+            "data_dir": service.dir().display().to_string(),
+            "setup_required": !administrator,
+        }),
+    );
+
+    let mut watch = service.watch_config();
+    let mut last_version = service.data_version().await.map_err(runtime)?;
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let signal = serve::wait_for_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            r = &mut signal => {
+                r.map_err(|e| Failure::Runtime(e.into()))?;
+                break;
+            }
+            _ = poll.tick() => {
+                let version = match service.data_version().await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!("cannot read the store: {e}");
+                        continue;
+                    }
+                };
+                if version == last_version {
+                    continue;
+                }
+                last_version = version;
+                if let Err(e) = service.reload().await {
+                    tracing::warn!("cannot reload the configuration: {e}");
+                }
+                let now_admin = service.has_administrator().await.unwrap_or(administrator);
+                if now_admin != administrator {
+                    administrator = now_admin;
+                    tracing::info!(
+                        "{}",
+                        if administrator { "an Administrator exists: starting the serial ports" } else { "no active Administrator: serial ports off" }
+                    );
+                    apply(&service, &mut engine, administrator).await;
+                }
+            }
+            changed = watch.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                watch.borrow_and_update();
+                apply(&service, &mut engine, administrator).await;
+            }
+        }
+    }
+    tracing::info!("stopping");
+    serve::log_counters(&engine);
+    service.record(EventId::SystemStop, "ttyward stopping");
+    if !engine.shutdown(serve::DRAIN_GRACE).await {
+        tracing::warn!(
+            "some sessions did not finish within {:?}",
+            serve::DRAIN_GRACE
+        );
+    }
+    forwarder.abort();
+    if let Err(e) = service.events().flush().await {
+        tracing::warn!("event log: {e}");
+    }
+    Ok(())
+}
+
+/// Bring the engine and the gate in line with the stored configuration.
+async fn apply(service: &Service, engine: &mut ttyward_engine::Engine, administrator: bool) {
+    let config: Arc<Config> = service.config();
+    for (port, error) in engine.apply(&effective(&config, administrator)).await {
+        tracing::warn!(port, "cannot start: {error}");
+        service.record(
+            EventId::PortStopped,
+            format!("port {port} cannot start: {error}"),
+        );
+    }
+}
+
+/// Engine events become event-log entries.
+async fn forward_events(service: Service, mut rx: tokio::sync::broadcast::Receiver<EngineEvent>) {
+    loop {
+        let e = match rx.recv().await {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                service.record(
+                    EventId::EventsDropped,
+                    format!("{n} data-plane events were not logged (too many at once)"),
+                );
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let (id, peer) = match &e.kind {
+            EventKind::DeviceOpened { recovered: true } => (EventId::DeviceRecovered, None),
+            EventKind::DeviceOpened { recovered: false } => (EventId::PortStarted, None),
+            EventKind::DeviceMissing { .. } => (EventId::DeviceMissing, None),
+            EventKind::SessionOpened { peer } => (EventId::PortConnected, Some(peer)),
+            EventKind::SessionClosed { peer, .. } => (EventId::PortDisconnected, Some(peer)),
+            EventKind::SessionJammed => (EventId::SessionJammed, None),
+            EventKind::ConnectionRefused { peer, .. } => {
+                (EventId::PortConnectionRefused, Some(peer))
+            }
+            EventKind::GateRefused { peer, reason, .. } if reason.is_allowlist() => {
+                (EventId::AllowlistRefused, Some(peer))
+            }
+            EventKind::GateRefused { peer, .. } => (EventId::DosTriggered, Some(peer)),
+            EventKind::ConnectFailed { .. } => (EventId::PortConnectFailed, None),
+            EventKind::SettingRefused { .. } => (EventId::SerialSettingRefused, None),
+        };
+        let message = format!("port {}: {}", e.port, e.kind);
+        match peer {
+            Some(peer) => service.record_from(id, peer.ip(), message),
+            None => service.record(id, message),
+        }
+    }
+}
+
+fn runtime(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::Runtime(e.into())
+}
