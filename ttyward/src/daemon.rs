@@ -74,6 +74,13 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
         );
         return Ok(());
     }
+    // A file-size limit (RLIMIT_FSIZE) must make a store write fail with
+    // EFBIG, which the event log counts and survives, instead of killing
+    // the daemon and every serial port with it. A registered handler
+    // replaces SIGXFSZ's default action for the life of the process.
+    let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+        nix::sys::signal::Signal::SIGXFSZ as i32,
+    ));
     if service.stored_revision().await.map_err(runtime)? == 0 {
         let first = first_config();
         tracing::info!(
@@ -88,16 +95,18 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
     } else {
         service.issue_setup_code().await.map_err(runtime)?
     };
-    let config = service.config();
     let sink = EventSink::new(1024);
-    let mut engine =
-        ttyward_engine::Engine::start(&effective(&config, administrator), sink.clone())
-            .map_err(|e| Failure::Config(e.to_string()))?;
+    // Start with no port, then apply the configuration like any later
+    // change: a port whose address is taken stays stopped and is reported
+    // (ready line, event log) while every other port serves.
+    let mut engine = ttyward_engine::Engine::start(&Config::default(), sink.clone())
+        .map_err(|e| Failure::Config(e.to_string()))?;
+    let forwarder = tokio::spawn(forward_events(service.clone(), sink.subscribe()));
+    let failed = apply(&service, &mut engine, administrator).await;
     service.record(
         EventId::SystemStart,
         format!("ttyward {} started", env!("CARGO_PKG_VERSION")),
     );
-    let forwarder = tokio::spawn(forward_events(service.clone(), sink.subscribe()));
 
     if let Some(code) = &setup_code {
         tracing::warn!(
@@ -110,9 +119,11 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
     }
     serve::announce(
         &engine,
+        "ready",
         serde_json::json!({
             "data_dir": service.dir().display().to_string(),
             "setup_required": !administrator,
+            "failed": failed,
         }),
     );
 
@@ -150,7 +161,7 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
                         "{}",
                         if administrator { "an Administrator exists: starting the serial ports" } else { "no active Administrator: serial ports off" }
                     );
-                    apply(&service, &mut engine, administrator).await;
+                    applied(&service, &mut engine, administrator).await;
                 }
             }
             changed = watch.changed() => {
@@ -158,7 +169,7 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
                     break;
                 }
                 watch.borrow_and_update();
-                apply(&service, &mut engine, administrator).await;
+                applied(&service, &mut engine, administrator).await;
             }
         }
     }
@@ -178,16 +189,35 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Bring the engine and the gate in line with the stored configuration.
-async fn apply(service: &Service, engine: &mut ttyward_engine::Engine, administrator: bool) {
+/// Bring the engine (ports and Gate) in line with the stored
+/// configuration; returns the ports that could not start.
+async fn apply(
+    service: &Service,
+    engine: &mut ttyward_engine::Engine,
+    administrator: bool,
+) -> Vec<serde_json::Value> {
     let config: Arc<Config> = service.config();
+    let mut failed = Vec::new();
     for (port, error) in engine.apply(&effective(&config, administrator)).await {
         tracing::warn!(port, "cannot start: {error}");
         service.record(
-            EventId::PortStopped,
+            EventId::ListenerFailed,
             format!("port {port} cannot start: {error}"),
         );
+        failed.push(serde_json::json!({"port": port, "error": error.to_string()}));
     }
+    failed
+}
+
+/// [`apply`] a live change, then print the `applied` line.
+async fn applied(service: &Service, engine: &mut ttyward_engine::Engine, administrator: bool) {
+    let failed = apply(service, engine, administrator).await;
+    let revision = service.stored_revision().await.unwrap_or_default();
+    serve::announce(
+        engine,
+        "applied",
+        serde_json::json!({"revision": revision, "setup_required": !administrator, "failed": failed}),
+    );
 }
 
 /// Engine events become event-log entries.

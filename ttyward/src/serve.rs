@@ -29,7 +29,7 @@ impl From<ttyward_core::config::ConfigError> for Failure {
 pub async fn run(config: &Config, on_ready: impl FnOnce(&Engine)) -> Result<(), Failure> {
     let engine =
         Engine::start(config, EventSink::new(256)).map_err(|e| Failure::Config(e.to_string()))?;
-    announce(&engine, serde_json::json!({}));
+    announce(&engine, "ready", serde_json::json!({}));
     on_ready(&engine);
     wait_for_signal()
         .await
@@ -42,10 +42,11 @@ pub async fn run(config: &Config, on_ready: impl FnOnce(&Engine)) -> Result<(), 
     Ok(())
 }
 
-/// Print the ready line: one JSON object with the bound addresses (and
-/// `extra`'s fields), so a script or test can wait for it instead of
-/// parsing logs.
-pub fn announce(engine: &Engine, extra: serde_json::Value) {
+/// Print one JSON line with the bound addresses (and `extra`'s fields):
+/// `"event": "ready"` once everything listens, `"event": "applied"` after
+/// each live configuration change, so a script or test can wait for them
+/// instead of parsing logs.
+pub fn announce(engine: &Engine, event: &str, extra: serde_json::Value) {
     let listeners: Vec<serde_json::Value> = engine
         .listeners()
         .iter()
@@ -54,7 +55,7 @@ pub fn announce(engine: &Engine, extra: serde_json::Value) {
         })
         .collect();
     let mut line =
-        serde_json::json!({"event": "ready", "pid": std::process::id(), "listeners": listeners});
+        serde_json::json!({"event": event, "pid": std::process::id(), "listeners": listeners});
     if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
         line.extend(extra);
     }

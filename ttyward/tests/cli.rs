@@ -4,6 +4,9 @@
 
 mod support;
 
+mod daemon;
+mod durability;
+
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};

@@ -19,6 +19,28 @@ pub struct Ttyward {
     child: Child,
     /// (serial port number, bound TCP/UDP port) from the ready line.
     pub listeners: Vec<(u16, u16)>,
+    /// The whole ready line.
+    pub ready: serde_json::Value,
+    /// Later stdout lines (`ttyward run` prints `{"event":"applied",...}`
+    /// after each live configuration change).
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// (serial port number, bound port) of every listener in a ready/applied line.
+pub fn listeners_of(line: &serde_json::Value) -> Vec<(u16, u16)> {
+    line["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| {
+            let addr: std::net::SocketAddr = l["addr"]
+                .as_str()
+                .expect("addr")
+                .parse()
+                .expect("socket address");
+            (l["port"].as_u64().expect("port") as u16, addr.port())
+        })
+        .collect()
 }
 
 impl Ttyward {
@@ -26,6 +48,12 @@ impl Ttyward {
         let mut all = vec!["bridge"];
         all.extend_from_slice(args);
         Ttyward::start(&all)
+    }
+
+    /// `ttyward --data-dir DIR run`.
+    pub fn run(data_dir: &Path) -> Ttyward {
+        let dir = data_dir.to_str().expect("utf-8 path");
+        Ttyward::start(&["--data-dir", dir, "run"])
     }
 
     pub fn start(args: &[&str]) -> Ttyward {
@@ -40,12 +68,11 @@ impl Ttyward {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
-            }
             // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let _ = tx.send(line);
+            }
         });
         let line = rx
             .recv_timeout(Duration::from_secs(20))
@@ -55,20 +82,42 @@ impl Ttyward {
             });
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
         assert_eq!(ready["event"], "ready", "{line}");
-        let listeners = ready["listeners"]
-            .as_array()
-            .expect("listeners")
-            .iter()
-            .map(|l| {
-                let addr: std::net::SocketAddr = l["addr"]
-                    .as_str()
-                    .expect("addr")
-                    .parse()
-                    .expect("socket address");
-                (l["port"].as_u64().expect("port") as u16, addr.port())
-            })
-            .collect();
-        Ttyward { child, listeners }
+        let listeners = listeners_of(&ready);
+        Ttyward {
+            child,
+            listeners,
+            ready,
+            lines: rx,
+        }
+    }
+
+    /// The next stdout line whose `event` is `event` (others are skipped),
+    /// within `timeout`.
+    pub fn wait_event(&mut self, event: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {event:?} line from ttyward within {timeout:?}"));
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["event"] == event
+            {
+                return v;
+            }
+        }
+    }
+
+    /// The process id (for signals the test sends itself).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM and wait; returns the exit code.
@@ -98,6 +147,73 @@ impl Drop for Ttyward {
             self.terminate();
         }
     }
+}
+
+/// Run a one-shot `ttyward --data-dir DIR ARGS...` with `stdin`, bounded
+/// by a 60 s deadline; returns its output.
+pub fn ttyward_cmd(data_dir: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ttyward"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("TTYWARD_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ttyward");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = tx.send(());
+        out
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = writer.join();
+    waiter.join().expect("waiter").expect("ttyward output")
+}
+
+/// `ttyward admin create --name NAME --password-stdin` (Administrator),
+/// asserting success.
+pub fn create_admin(data_dir: &Path, name: &str, password: &str) {
+    let out = ttyward_cmd(
+        data_dir,
+        &["admin", "create", "--name", name, "--password-stdin"],
+        format!("{password}\n").as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "admin create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ttyward config import -` with `toml` on stdin.
+pub fn import_config(data_dir: &Path, toml: &str) -> std::process::Output {
+    ttyward_cmd(data_dir, &["config", "import", "-"], toml.as_bytes())
+}
+
+/// Every stored event, oldest first, via `ttyward events --format json`.
+pub fn events_json(data_dir: &Path) -> Vec<serde_json::Value> {
+    let out = ttyward_cmd(data_dir, &["events", "--format", "json"], b"");
+    assert!(
+        out.status.success(),
+        "events: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("events --format json is a JSON array")
 }
 
 /// A directory removed when dropped.
