@@ -74,13 +74,6 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    // A file-size limit (RLIMIT_FSIZE) must make a store write fail with
-    // EFBIG, which the event log counts and survives, instead of killing
-    // the daemon and every serial port with it. A registered handler
-    // replaces SIGXFSZ's default action for the life of the process.
-    let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
-        nix::sys::signal::Signal::SIGXFSZ as i32,
-    ));
     if service.stored_revision().await.map_err(runtime)? == 0 {
         let first = first_config();
         tracing::info!(
@@ -89,6 +82,23 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
         );
         service.initialize_config(first).await.map_err(runtime)?;
     }
+    serve(service, |_| {}).await
+}
+
+/// Serve the data directory's configuration until SIGTERM/SIGINT: the
+/// daemon proper, shared by `run` and `demo`. `on_ready` runs once, right
+/// after the ready line.
+pub async fn serve(
+    service: Service,
+    on_ready: impl FnOnce(&ttyward_engine::Engine),
+) -> Result<(), Failure> {
+    // A file-size limit (RLIMIT_FSIZE) must make a store write fail with
+    // EFBIG, which the event log counts and survives, instead of killing
+    // the daemon and every serial port with it. A registered handler
+    // replaces SIGXFSZ's default action for the life of the process.
+    let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+        nix::sys::signal::Signal::SIGXFSZ as i32,
+    ));
     let mut administrator = service.has_administrator().await.map_err(runtime)?;
     let setup_code = if administrator {
         None
@@ -126,9 +136,11 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
             "failed": failed,
         }),
     );
+    on_ready(&engine);
 
     let mut watch = service.watch_config();
     let mut last_version = service.data_version().await.map_err(runtime)?;
+    let mut clock = ClockWatch::new();
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let signal = serve::wait_for_signal();
@@ -140,6 +152,9 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
                 break;
             }
             _ = poll.tick() => {
+                if let Some(jump) = clock.jumped() {
+                    service.record(EventId::SystemTimeChanged, jump);
+                }
                 let version = match service.data_version().await {
                     Ok(v) => v,
                     Err(e) => {
@@ -220,6 +235,41 @@ async fn applied(service: &Service, engine: &mut ttyward_engine::Engine, adminis
     );
 }
 
+/// Notices the wall clock being set or jumping (NTP step, `date -s`): the
+/// event log's times are wall-clock times, so a reader needs to know where
+/// they jump.
+struct ClockWatch {
+    mono: std::time::Instant,
+    wall: std::time::SystemTime,
+}
+
+impl ClockWatch {
+    /// A difference between wall and monotonic time this large is a jump,
+    /// not drift or a slow poll.
+    const JUMP: Duration = Duration::from_secs(2);
+
+    fn new() -> ClockWatch {
+        ClockWatch {
+            mono: std::time::Instant::now(),
+            wall: std::time::SystemTime::now(),
+        }
+    }
+
+    /// A description of the jump since the last call, if there was one.
+    fn jumped(&mut self) -> Option<String> {
+        let now = ClockWatch::new();
+        let mono = now.mono.duration_since(self.mono).as_secs_f64();
+        let wall = match now.wall.duration_since(self.wall) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        *self = now;
+        let jump = wall - mono;
+        (jump.abs() >= ClockWatch::JUMP.as_secs_f64())
+            .then(|| format!("the system clock jumped by {jump:+.1} s"))
+    }
+}
+
 /// Engine events become event-log entries.
 async fn forward_events(service: Service, mut rx: tokio::sync::broadcast::Receiver<EngineEvent>) {
     loop {
@@ -238,6 +288,7 @@ async fn forward_events(service: Service, mut rx: tokio::sync::broadcast::Receiv
             EventKind::DeviceOpened { recovered: true } => (EventId::DeviceRecovered, None),
             EventKind::DeviceOpened { recovered: false } => (EventId::PortStarted, None),
             EventKind::DeviceMissing { .. } => (EventId::DeviceMissing, None),
+            EventKind::PortStopped { .. } => (EventId::PortStopped, None),
             EventKind::SessionOpened { peer } => (EventId::PortConnected, Some(peer)),
             EventKind::SessionClosed { peer, .. } => (EventId::PortDisconnected, Some(peer)),
             EventKind::SessionJammed => (EventId::SessionJammed, None),

@@ -1,11 +1,20 @@
-//! `ttyward demo`: the README's first command. Simulated devices on four
-//! ports in four modes, bound to loopback, and one command per port that a
-//! newcomer can paste into another terminal.
+//! `ttyward demo`: the README's first command. The daemon itself (`run`)
+//! on a local data directory (`./ttyward-demo` unless `--data-dir` says
+//! otherwise), with simulated devices on four ports in four modes bound to
+//! loopback, and one command per port that a newcomer can paste into
+//! another terminal.
+//!
+//! There is no default password: at its first start the demo creates the
+//! Administrator `admin` with a random password and prints it once.
 
 use serde_json::json;
 use ttyward_core::config::Config;
+use ttyward_core::service::{Caller, Service};
 
-use crate::serve::{self, Failure};
+use crate::serve::Failure;
+
+/// The demo's Administrator.
+const DEMO_ADMIN: &str = "admin";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,7 +27,7 @@ pub struct Args {
     base_port: u16,
 }
 
-pub async fn run(args: Args) -> Result<(), Failure> {
+pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
     let ip = args.listen.to_string();
     let port = |n: u16| args.base_port.saturating_add(n);
     let doc = json!({ "ports": [
@@ -35,15 +44,34 @@ pub async fn run(args: Args) -> Result<(), Failure> {
           "mode": { "type": "udp", "bind": [ip], "local_port": port(4),
                     "destinations": [{ "begin": ip, "port": port(104) }] } },
     ]});
-    let config = Config::from_value(&doc)?;
+    let ports = Config::from_value(&doc)?.ports;
+    let admin_password = ensure_admin(&service).await?;
+    // The demo's ports replace whatever ports the directory had; its
+    // security settings (changed with `config import`) stay.
+    let mut config = (*service.config()).clone();
+    config.ports = ports;
+    service
+        .update_config(&Caller::local(), config, true)
+        .await
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    let dir = service.dir().display().to_string();
     let host = if args.listen.is_ipv6() {
         format!("[{ip}]")
     } else {
         ip.clone()
     };
-    serve::run(&config, |_| {
+    crate::daemon::serve(service, |_| {
         if !args.listen.is_loopback() {
             tracing::warn!("demo listens on {ip}: the simulated devices are reachable without a password");
+        }
+        match &admin_password {
+            Some(pw) => println!(
+                "\nData directory {dir}: Administrator '{DEMO_ADMIN}' created with password {pw}\n\
+                 (shown once; change it with: ttyward --data-dir {dir} admin passwd {DEMO_ADMIN})"
+            ),
+            None => println!("\nData directory {dir} (its accounts and event log are kept between runs):\n\
+                 \x20 ttyward --data-dir {dir} events      the event log\n\
+                 \x20 ttyward --data-dir {dir} admin list  the accounts"),
         }
         println!(
             "\nttyward demo is running. Try these in another terminal (Ctrl-C here stops it):\n\n\
@@ -65,4 +93,34 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         );
     })
     .await
+}
+
+/// Create the demo's Administrator on a fresh directory; returns its
+/// password, or `None` when the directory already has an Administrator.
+async fn ensure_admin(service: &Service) -> Result<Option<String>, Failure> {
+    if service
+        .has_administrator()
+        .await
+        .map_err(|e| Failure::Runtime(e.into()))?
+    {
+        return Ok(None);
+    }
+    let password = random_password().map_err(|e| Failure::Runtime(e.into()))?;
+    service
+        .create_first_admin(&Caller::local(), DEMO_ADMIN, &password, None)
+        .await
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    Ok(Some(password))
+}
+
+/// 20 characters from a 32-letter alphabet without look-alikes: 100 bits.
+fn random_password() -> std::io::Result<String> {
+    const ALPHABET: &[u8; 32] = b"abcdefghjkmnpqrstuvwxyz23456789Z";
+    let mut bytes = [0u8; 20];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))?;
+    let chars: String = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
+        .collect();
+    Ok(format!("{}-{}-{}-{}", &chars[..5], &chars[5..10], &chars[10..15], &chars[15..]))
 }

@@ -92,7 +92,7 @@ fn query(args: &Args) -> Result<EventQuery, Failure> {
 
 fn print_text(e: &Event) {
     println!(
-        "{} {:<11} {:<13} {} user={} source={} {}",
+        "{} {:<11} {:<13} {:<24} user={} source={} {}",
         ttyward_core::event_log::export::format_time(e.time_ms),
         e.category.as_str(),
         e.severity.as_str(),

@@ -22,6 +22,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The daemon's data directory unless `--data-dir` / `TTYWARD_DATA_DIR`
+/// says otherwise.
+const DATA_DIR: &str = "/var/lib/ttyward";
+/// The demo's: a directory under the current one, so the README's first
+/// command works unprivileged.
+const DEMO_DATA_DIR: &str = "ttyward-demo";
+
 /// Exit code for a configuration that cannot be used (BSD EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
@@ -40,14 +47,10 @@ struct Cli {
     /// Log filter (tracing syntax), e.g. "debug" or "ttyward_engine=debug".
     #[arg(long, global = true, env = "TTYWARD_LOG", default_value = "info")]
     log: String,
-    /// Where the daemon keeps its state (run, admin, config, events).
-    #[arg(
-        long,
-        global = true,
-        env = "TTYWARD_DATA_DIR",
-        default_value = "/var/lib/ttyward"
-    )]
-    data_dir: PathBuf,
+    /// Where the daemon keeps its state: default /var/lib/ttyward (run,
+    /// admin, config, events), ./ttyward-demo for demo.
+    #[arg(long, global = true, env = "TTYWARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,11 +99,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let data_dir = cli.data_dir;
+    let demo_dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEMO_DATA_DIR));
+    let data_dir = cli.data_dir.unwrap_or_else(|| PathBuf::from(DATA_DIR));
     let result = runtime.block_on(async {
         match cli.command {
             Command::Bridge(args) => bridge::run(*args).await,
-            Command::Demo(args) => demo::run(args).await,
+            Command::Demo(args) => demo::run(open(&demo_dir)?, args).await,
             Command::Run(args) => daemon::run(open(&data_dir)?, args).await,
             Command::Admin(c) => {
                 with_service(&data_dir, |s| async move { admin::run(&s, c).await }).await

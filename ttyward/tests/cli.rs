@@ -208,12 +208,20 @@ fn socat_talks_to_the_echo_simulator() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "echo through socat\n");
 }
 
-/// The README's first command starts, lists its ports and answers on them.
+/// The README's first command starts, lists its ports and answers on them;
+/// it keeps its state in its data directory, with an Administrator whose
+/// password it made up (no default password).
 #[test]
 fn demo_serves_modbus_over_tcp() {
     let base = free_port_base(5);
-    let daemon = Ttyward::start(&["demo", "--base-port", &base.to_string()]);
+    let dir = TempDir::new("demo");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8");
+    let daemon = Ttyward::start(&["--data-dir", data_arg, "demo", "--base-port", &base.to_string()]);
     assert_eq!(daemon.listeners.len(), 4, "{:?}", daemon.listeners);
+    assert_eq!(daemon.ready["setup_required"], false);
+    let accounts = ttyward_cmd(&data, &["admin", "list"], b"");
+    assert!(String::from_utf8_lossy(&accounts.stdout).contains("admin"), "{accounts:?}");
     let mut s = std::net::TcpStream::connect(("127.0.0.1", base + 1)).expect("connect");
     // Read holding registers 0..10 of unit 1 (golden frame with its CRC).
     s.write_all(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCD])

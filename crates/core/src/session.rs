@@ -127,14 +127,36 @@ pub fn create(
     Ok(Ok((token, conn.last_insert_rowid())))
 }
 
-/// The live session `token` belongs to, touched as used now; `None` if it
-/// is unknown, ended or expired (an expired one is deleted).
+/// What a presented token turned out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// A live session, now touched as used.
+    Live(SessionInfo),
+    /// A session that passed its idle timeout or lifetime; it is deleted
+    /// now (and the caller may record that it expired).
+    Expired(SessionInfo),
+    /// No such session: never issued, logged out or ended.
+    Unknown,
+}
+
+impl Check {
+    /// The session, if it is live.
+    pub fn live(self) -> Option<SessionInfo> {
+        match self {
+            Check::Live(info) => Some(info),
+            Check::Expired(_) | Check::Unknown => None,
+        }
+    }
+}
+
+/// Look up the session `token` belongs to and touch it as used now; an
+/// expired one is deleted.
 pub fn validate(
     conn: &Connection,
     control: &SessionControl,
     token: &SessionToken,
     now: i64,
-) -> Result<Option<SessionInfo>, StoreError> {
+) -> Result<Check, StoreError> {
     let Some(info) = conn
         .query_row(
             &format!("{SELECT} WHERE s.token_hash = ?1"),
@@ -143,17 +165,17 @@ pub fn validate(
         )
         .optional()?
     else {
-        return Ok(None);
+        return Ok(Check::Unknown);
     };
     if expired(&info, control, now) {
         end(conn, info.id)?;
-        return Ok(None);
+        return Ok(Check::Expired(info));
     }
     conn.execute(
         "UPDATE sessions SET last_seen = ?1 WHERE id = ?2",
         params![now, info.id],
     )?;
-    Ok(Some(SessionInfo {
+    Ok(Check::Live(SessionInfo {
         last_seen: now,
         ..info
     }))
@@ -287,17 +309,17 @@ mod tests {
                 let ctl = control();
                 let (t, _) = create(c, &ctl, 1, "web", None, 0)?.expect("room");
                 assert!(
-                    validate(c, &ctl, &t, 59)?.is_some(),
+                    validate(c, &ctl, &t, 59)?.live().is_some(),
                     "used within the idle time"
                 );
-                assert!(validate(c, &ctl, &t, 118)?.is_some());
-                assert!(validate(c, &ctl, &t, 178)?.is_none(), "idle for 60 s");
+                assert!(validate(c, &ctl, &t, 118)?.live().is_some());
+                assert!(validate(c, &ctl, &t, 178)?.live().is_none(), "idle for 60 s");
                 let (t, _) = create(c, &ctl, 1, "web", None, 1000)?.expect("room");
                 for now in (1050..1600).step_by(50) {
-                    assert!(validate(c, &ctl, &t, now)?.is_some());
+                    assert!(validate(c, &ctl, &t, now)?.live().is_some());
                 }
-                assert!(validate(c, &ctl, &t, 1600)?.is_none(), "lifetime over");
-                assert!(validate(c, &ctl, &SessionToken::presented("nonsense"), 1)?.is_none());
+                assert!(validate(c, &ctl, &t, 1600)?.live().is_none(), "lifetime over");
+                assert!(validate(c, &ctl, &SessionToken::presented("nonsense"), 1)?.live().is_none());
                 Ok(())
             })
             .expect("ok");
@@ -338,7 +360,7 @@ mod tests {
                 let ctl = control();
                 let (t, _) = create(c, &ctl, 2, "web", None, 0)?.expect("room");
                 c.execute("DELETE FROM accounts WHERE id = 2", [])?;
-                assert!(validate(c, &ctl, &t, 1)?.is_none());
+                assert!(validate(c, &ctl, &t, 1)?.live().is_none());
                 Ok(())
             })
             .expect("ok");

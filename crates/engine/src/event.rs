@@ -30,6 +30,12 @@ pub enum EventKind {
         /// The error, for the log.
         error: String,
     },
+    /// The port stopped serving because its configuration changed.
+    PortStopped {
+        /// `disabled`, `removed` or `reconfigured` (it starts again with
+        /// the new settings).
+        reason: &'static str,
+    },
     /// A network session started.
     SessionOpened {
         /// The peer.
@@ -82,6 +88,7 @@ impl std::fmt::Display for EventKind {
             EventKind::DeviceOpened { recovered: false } => write!(f, "device opened"),
             EventKind::DeviceOpened { recovered: true } => write!(f, "device recovered"),
             EventKind::DeviceMissing { error } => write!(f, "device missing: {error}"),
+            EventKind::PortStopped { reason } => write!(f, "port stopped: {reason}"),
             EventKind::SessionOpened { peer } => write!(f, "session opened from {peer}"),
             EventKind::SessionClosed { peer, reason } => {
                 write!(f, "session {peer} closed: {reason}")
@@ -129,6 +136,7 @@ impl EventSink {
     pub fn emit(&self, port: u16, kind: EventKind) {
         match kind {
             EventKind::DeviceOpened { .. }
+            | EventKind::PortStopped { .. }
             | EventKind::SessionOpened { .. }
             | EventKind::SessionClosed { .. } => {
                 tracing::info!(port, "{kind}")

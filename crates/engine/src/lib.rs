@@ -124,6 +124,14 @@ impl Engine {
         // Stop first: a restarted port usually binds the same address.
         for u in stopping {
             let number = u.config.number;
+            if u.handle.is_some() {
+                let reason = match config.port(number).map(|p| &p.mode) {
+                    None => "removed",
+                    Some(ttyward_core::config::OperationMode::Disabled) => "disabled",
+                    Some(_) => "reconfigured",
+                };
+                self.events.emit(number, EventKind::PortStopped { reason });
+            }
             if !u.stop(RESTART_GRACE).await {
                 tracing::warn!(port = number, "port did not stop within {RESTART_GRACE:?}");
             }

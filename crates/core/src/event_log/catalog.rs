@@ -280,6 +280,8 @@ catalog! {
         "DoS defence refused connections (a per-source, rate or global limit was hit).";
     EventLogSettingsChanged = 326, "event-log-settings-changed", Security, Notice,
         "The event log settings (capacity, recorded events) were changed.";
+    DosSettingsChanged = 327, "dos-settings-changed", Security, Notice,
+        "The DoS defence settings were changed.";
     ConfigChanged = 400, "config-changed", Maintenance, Notice,
         "The configuration was changed; the message says by whom and what.";
     ConfigImported = 401, "config-imported", Maintenance, Notice,
@@ -388,6 +390,15 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn every_event_is_explained_in_the_security_docs() {
+        let docs = include_str!("../../../../docs/security.md");
+        for e in EventId::ALL {
+            let row = format!("| `{}` | {} | ", e.name(), e.code());
+            assert!(docs.contains(&row), "docs/security.md has no row for {}", e.name());
+        }
+    }
 
     #[test]
     fn has_exactly_the_seeds_five_categories_and_four_severities() {

@@ -363,18 +363,35 @@ impl Service {
             .inner
             .store
             .call(move |c| {
-                let Some(s) = session::validate(c, &control, &token, now_s())? else {
-                    return Ok(None);
+                let s = match session::validate(c, &control, &token, now_s())? {
+                    session::Check::Live(s) => s,
+                    session::Check::Expired(s) => return Ok(Err(Some(s))),
+                    session::Check::Unknown => return Ok(Err(None)),
                 };
                 let Some(a) = account::get(c, s.account_id)?.filter(|a| a.active) else {
-                    return Ok(None);
+                    return Ok(Err(None));
                 };
                 let group = account::group(c, &a.group)?;
-                Ok(Some((s, a, group)))
+                Ok(Ok((s, a, group)))
             })
             .await?;
-        let Some((s, a, group)) = found else {
-            return Err(ServiceError::Unauthenticated);
+        let (s, a, group) = match found {
+            Ok(found) => found,
+            Err(expired) => {
+                if let Some(s) = expired {
+                    let caller = Caller {
+                        principal: Some(principal_stub(&s.account)),
+                        source,
+                        interface,
+                    };
+                    self.audit(
+                        &caller,
+                        EventId::SessionExpired,
+                        format!("session {} of '{}' expired (idle timeout or lifetime)", s.id, s.account),
+                    );
+                }
+                return Err(ServiceError::Unauthenticated);
+            }
         };
         let must_change_password = config
             .security

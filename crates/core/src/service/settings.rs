@@ -55,8 +55,10 @@ fn revision(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
         .unwrap_or(0))
 }
 
-/// The sections that differ, each with the permission that may change it.
-fn differences(old: &Config, new: &Config) -> Vec<(String, Permission)> {
+/// The sections that differ, each with the permission that may change it
+/// and, for security settings, the event that records the change on its
+/// own (so that a filter on Security events shows it).
+fn differences(old: &Config, new: &Config) -> Vec<(String, Permission, Option<EventId>)> {
     let mut out = Vec::new();
     let numbers: std::collections::BTreeSet<u16> = old
         .ports
@@ -70,30 +72,56 @@ fn differences(old: &Config, new: &Config) -> Vec<(String, Permission)> {
             (Some(_), Some(b)) => out.push((
                 format!("port {n} ({})", b.mode.name()),
                 Permission::SerialChange,
+                None,
             )),
             (None, Some(b)) => out.push((
                 format!("port {n} added ({})", b.mode.name()),
                 Permission::SerialChange,
+                None,
             )),
-            (Some(_), None) => out.push((format!("port {n} removed"), Permission::SerialChange)),
+            (Some(_), None) => out.push((
+                format!("port {n} removed"),
+                Permission::SerialChange,
+                None,
+            )),
             (None, None) => {}
         }
     }
     let (a, b) = (&old.security, &new.security);
     if a.password_policy != b.password_policy {
-        out.push(("password policy".into(), Permission::AccountsChange));
+        out.push((
+            "password policy".into(),
+            Permission::AccountsChange,
+            Some(EventId::PasswordPolicyChanged),
+        ));
     }
     if a.login != b.login {
-        out.push(("login settings".into(), Permission::SecurityChange));
+        out.push((
+            "login settings".into(),
+            Permission::SecurityChange,
+            Some(EventId::LoginSettingsChanged),
+        ));
     }
     if a.allowlist != b.allowlist {
-        out.push(("allowlist".into(), Permission::SecurityChange));
+        out.push((
+            "allowlist".into(),
+            Permission::SecurityChange,
+            Some(EventId::AllowlistChanged),
+        ));
     }
     if a.dos != b.dos {
-        out.push(("DoS defence".into(), Permission::SecurityChange));
+        out.push((
+            "DoS defence".into(),
+            Permission::SecurityChange,
+            Some(EventId::DosSettingsChanged),
+        ));
     }
     if old.event_log != new.event_log {
-        out.push(("event log settings".into(), Permission::LogSettings));
+        out.push((
+            "event log settings".into(),
+            Permission::LogSettings,
+            Some(EventId::EventLogSettingsChanged),
+        ));
     }
     out
 }
@@ -122,7 +150,7 @@ impl Service {
     ) -> Result<ConfigChange, ServiceError> {
         let old = self.config();
         let diff = differences(&old, &new);
-        for (_, permission) in &diff {
+        for (_, permission, _) in &diff {
             caller.require(*permission)?;
         }
         if diff.is_empty() {
@@ -161,7 +189,12 @@ impl Service {
                 Ok(rev)
             })
             .await?;
-        let changed: Vec<String> = diff.into_iter().map(|(what, _)| what).collect();
+        for (what, _, event) in &diff {
+            if let Some(event) = event {
+                self.audit(caller, *event, format!("{what} changed (configuration revision {rev})"));
+            }
+        }
+        let changed: Vec<String> = diff.into_iter().map(|(what, _, _)| what).collect();
         self.audit(
             caller,
             EventId::ConfigChanged,
