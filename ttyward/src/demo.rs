@@ -117,10 +117,17 @@ async fn ensure_admin(service: &Service) -> Result<Option<String>, Failure> {
 fn random_password() -> std::io::Result<String> {
     const ALPHABET: &[u8; 32] = b"abcdefghjkmnpqrstuvwxyz23456789Z";
     let mut bytes = [0u8; 20];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))?;
     let chars: String = bytes
         .iter()
         .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
         .collect();
-    Ok(format!("{}-{}-{}-{}", &chars[..5], &chars[5..10], &chars[10..15], &chars[15..]))
+    Ok(format!(
+        "{}-{}-{}-{}",
+        &chars[..5],
+        &chars[5..10],
+        &chars[10..15],
+        &chars[15..]
+    ))
 }

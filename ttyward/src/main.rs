@@ -99,7 +99,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let demo_dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEMO_DATA_DIR));
+    let demo_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEMO_DATA_DIR));
     let data_dir = cli.data_dir.unwrap_or_else(|| PathBuf::from(DATA_DIR));
     let result = runtime.block_on(async {
         match cli.command {

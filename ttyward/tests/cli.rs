@@ -217,11 +217,20 @@ fn demo_serves_modbus_over_tcp() {
     let dir = TempDir::new("demo");
     let data = dir.path().join("data");
     let data_arg = data.to_str().expect("utf-8");
-    let daemon = Ttyward::start(&["--data-dir", data_arg, "demo", "--base-port", &base.to_string()]);
+    let daemon = Ttyward::start(&[
+        "--data-dir",
+        data_arg,
+        "demo",
+        "--base-port",
+        &base.to_string(),
+    ]);
     assert_eq!(daemon.listeners.len(), 4, "{:?}", daemon.listeners);
     assert_eq!(daemon.ready["setup_required"], false);
     let accounts = ttyward_cmd(&data, &["admin", "list"], b"");
-    assert!(String::from_utf8_lossy(&accounts.stdout).contains("admin"), "{accounts:?}");
+    assert!(
+        String::from_utf8_lossy(&accounts.stdout).contains("admin"),
+        "{accounts:?}"
+    );
     let mut s = std::net::TcpStream::connect(("127.0.0.1", base + 1)).expect("connect");
     // Read holding registers 0..10 of unit 1 (golden frame with its CRC).
     s.write_all(&[0x01, 0x03, 0x00, 0x00, 0x00, 0x0A, 0xC5, 0xCD])

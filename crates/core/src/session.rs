@@ -313,13 +313,23 @@ mod tests {
                     "used within the idle time"
                 );
                 assert!(validate(c, &ctl, &t, 118)?.live().is_some());
-                assert!(validate(c, &ctl, &t, 178)?.live().is_none(), "idle for 60 s");
+                assert!(
+                    validate(c, &ctl, &t, 178)?.live().is_none(),
+                    "idle for 60 s"
+                );
                 let (t, _) = create(c, &ctl, 1, "web", None, 1000)?.expect("room");
                 for now in (1050..1600).step_by(50) {
                     assert!(validate(c, &ctl, &t, now)?.live().is_some());
                 }
-                assert!(validate(c, &ctl, &t, 1600)?.live().is_none(), "lifetime over");
-                assert!(validate(c, &ctl, &SessionToken::presented("nonsense"), 1)?.live().is_none());
+                assert!(
+                    validate(c, &ctl, &t, 1600)?.live().is_none(),
+                    "lifetime over"
+                );
+                assert!(
+                    validate(c, &ctl, &SessionToken::presented("nonsense"), 1)?
+                        .live()
+                        .is_none()
+                );
                 Ok(())
             })
             .expect("ok");

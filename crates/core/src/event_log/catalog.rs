@@ -396,7 +396,11 @@ mod tests {
         let docs = include_str!("../../../../docs/security.md");
         for e in EventId::ALL {
             let row = format!("| `{}` | {} | ", e.name(), e.code());
-            assert!(docs.contains(&row), "docs/security.md has no row for {}", e.name());
+            assert!(
+                docs.contains(&row),
+                "docs/security.md has no row for {}",
+                e.name()
+            );
         }
     }
 

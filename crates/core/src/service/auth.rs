@@ -387,7 +387,10 @@ impl Service {
                     self.audit(
                         &caller,
                         EventId::SessionExpired,
-                        format!("session {} of '{}' expired (idle timeout or lifetime)", s.id, s.account),
+                        format!(
+                            "session {} of '{}' expired (idle timeout or lifetime)",
+                            s.id, s.account
+                        ),
                     );
                 }
                 return Err(ServiceError::Unauthenticated);

@@ -79,11 +79,9 @@ fn differences(old: &Config, new: &Config) -> Vec<(String, Permission, Option<Ev
                 Permission::SerialChange,
                 None,
             )),
-            (Some(_), None) => out.push((
-                format!("port {n} removed"),
-                Permission::SerialChange,
-                None,
-            )),
+            (Some(_), None) => {
+                out.push((format!("port {n} removed"), Permission::SerialChange, None))
+            }
             (None, None) => {}
         }
     }
@@ -191,7 +189,11 @@ impl Service {
             .await?;
         for (what, _, event) in &diff {
             if let Some(event) = event {
-                self.audit(caller, *event, format!("{what} changed (configuration revision {rev})"));
+                self.audit(
+                    caller,
+                    *event,
+                    format!("{what} changed (configuration revision {rev})"),
+                );
             }
         }
         let changed: Vec<String> = diff.into_iter().map(|(what, _, _)| what).collect();
