@@ -61,6 +61,13 @@ pub enum Command {
         /// The account.
         name: String,
     },
+    /// List the live login sessions of every account.
+    Sessions,
+    /// End a login session (its id from `sessions`).
+    EndSession {
+        /// The session id.
+        id: i64,
+    },
 }
 
 pub async fn run(service: &Service, command: Command) -> Result<(), Failure> {
@@ -128,6 +135,27 @@ pub async fn run(service: &Service, command: Command) -> Result<(), Failure> {
             .delete_account(&me, &name)
             .await
             .map(|()| println!("account '{name}' deleted")),
+        Command::Sessions => service.sessions(&me).await.map(|sessions| {
+            println!(
+                "{:>6} {:<32} {:<9} {:<40} {:<20} last used",
+                "id", "account", "via", "from", "since"
+            );
+            for s in sessions {
+                println!(
+                    "{:>6} {:<32} {:<9} {:<40} {:<20} {}",
+                    s.id,
+                    s.account,
+                    s.interface,
+                    s.source.as_deref().unwrap_or("-"),
+                    ttyward_core::store::format_time(s.created_at),
+                    ttyward_core::store::format_time(s.last_seen)
+                );
+            }
+        }),
+        Command::EndSession { id } => service
+            .end_session(&me, id)
+            .await
+            .map(|()| println!("session {id} ended")),
     };
     result.map_err(|e| Failure::Config(e.to_string()))
 }
