@@ -127,6 +127,7 @@ pub async fn serve(
                 .display()
         );
     }
+    let stop = serve::shutdown_signal().map_err(runtime)?;
     serve::announce(
         &engine,
         "ready",
@@ -143,14 +144,10 @@ pub async fn serve(
     let mut clock = ClockWatch::new();
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let signal = serve::wait_for_signal();
-    tokio::pin!(signal);
+    tokio::pin!(stop);
     loop {
         tokio::select! {
-            r = &mut signal => {
-                r.map_err(|e| Failure::Runtime(e.into()))?;
-                break;
-            }
+            () = &mut stop => break,
             _ = poll.tick() => {
                 if let Some(jump) = clock.jumped() {
                     service.record(EventId::SystemTimeChanged, jump);

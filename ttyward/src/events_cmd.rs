@@ -149,7 +149,7 @@ pub async fn run(service: &Service, args: Args) -> Result<(), Failure> {
             .first()
             .map_or(0, |e| e.seq);
     }
-    let signal = crate::serve::wait_for_signal();
+    let signal = crate::serve::shutdown_signal().map_err(|e| Failure::Runtime(e.into()))?;
     tokio::pin!(signal);
     let mut tick = tokio::time::interval(FOLLOW_POLL);
     loop {

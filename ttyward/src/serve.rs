@@ -29,11 +29,10 @@ impl From<ttyward_core::config::ConfigError> for Failure {
 pub async fn run(config: &Config, on_ready: impl FnOnce(&Engine)) -> Result<(), Failure> {
     let engine =
         Engine::start(config, EventSink::new(256)).map_err(|e| Failure::Config(e.to_string()))?;
+    let stop = shutdown_signal().map_err(|e| Failure::Runtime(e.into()))?;
     announce(&engine, "ready", serde_json::json!({}));
     on_ready(&engine);
-    wait_for_signal()
-        .await
-        .map_err(|e| Failure::Runtime(e.into()))?;
+    stop.await;
     tracing::info!("stopping");
     log_counters(&engine);
     if !engine.shutdown(DRAIN_GRACE).await {
@@ -81,14 +80,17 @@ pub fn log_counters(engine: &Engine) {
     }
 }
 
-/// Wait for SIGTERM or SIGINT.
-pub async fn wait_for_signal() -> std::io::Result<()> {
+/// Catch SIGTERM and SIGINT from now on; the returned future completes at
+/// the first of them. Call it before announcing readiness: a signal sent
+/// right after the ready line must drain, not kill.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

@@ -219,6 +219,19 @@ impl Service {
         force_allowlist: bool,
     ) -> Result<ConfigChange, ServiceError> {
         caller.require(Permission::MaintenanceConfig)?;
+        // An empty document is valid (every section at its defaults, no
+        // port) but is all but certainly a mistake: a truncated file or an
+        // empty pipe must not delete every port.
+        if toml::from_str::<toml::Table>(toml_text).is_ok_and(|t| t.is_empty()) {
+            self.audit(
+                caller,
+                EventId::ConfigImportRefused,
+                "empty document, nothing changed",
+            );
+            return Err(ServiceError::Invalid(
+                "the file holds no configuration (it is empty or only comments); nothing changed. To remove every port, import a file with `ports = []`".into(),
+            ));
+        }
         let new = match Config::from_toml(toml_text) {
             Ok(c) => c,
             Err(e) => {
