@@ -18,6 +18,7 @@ use ttyward_core::service::Service;
 use ttyward_engine::{EngineEvent, EventKind, EventSink};
 
 use crate::serve::{self, Failure};
+use crate::web::Web;
 
 /// How often the store is asked whether another process changed it.
 const POLL: Duration = Duration::from_millis(250);
@@ -99,7 +100,7 @@ pub async fn serve(
     let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
         nix::sys::signal::Signal::SIGXFSZ as i32,
     ));
-    let mut administrator = service.has_administrator().await.map_err(runtime)?;
+    let administrator = service.has_administrator().await.map_err(runtime)?;
     let setup_code = if administrator {
         None
     } else {
@@ -109,10 +110,17 @@ pub async fn serve(
     // Start with no port, then apply the configuration like any later
     // change: a port whose address is taken stays stopped and is reported
     // (ready line, event log) while every other port serves.
-    let mut engine = ttyward_engine::Engine::start(&Config::default(), sink.clone())
+    let engine = ttyward_engine::Engine::start(&Config::default(), sink.clone())
         .map_err(|e| Failure::Config(e.to_string()))?;
     let forwarder = tokio::spawn(forward_events(service.clone(), sink.subscribe()));
-    let failed = apply(&service, &mut engine, administrator).await;
+    let mut d = Daemon {
+        service: service.clone(),
+        engine,
+        web: None,
+        administrator,
+        started: std::time::Instant::now(),
+    };
+    let failed = d.apply().await;
     service.record(
         EventId::SystemStart,
         format!("ttyward {} started", env!("CARGO_PKG_VERSION")),
@@ -128,16 +136,14 @@ pub async fn serve(
         );
     }
     let stop = serve::shutdown_signal().map_err(runtime)?;
-    serve::announce(
-        &engine,
+    d.announce(
         "ready",
         serde_json::json!({
             "data_dir": service.dir().display().to_string(),
-            "setup_required": !administrator,
             "failed": failed,
         }),
     );
-    on_ready(&engine);
+    on_ready(&d.engine);
 
     let mut watch = service.watch_config();
     let mut last_version = service.data_version().await.map_err(runtime)?;
@@ -166,14 +172,14 @@ pub async fn serve(
                 if let Err(e) = service.reload().await {
                     tracing::warn!("cannot reload the configuration: {e}");
                 }
-                let now_admin = service.has_administrator().await.unwrap_or(administrator);
-                if now_admin != administrator {
-                    administrator = now_admin;
+                let now_admin = service.has_administrator().await.unwrap_or(d.administrator);
+                if now_admin != d.administrator {
+                    d.administrator = now_admin;
                     tracing::info!(
                         "{}",
-                        if administrator { "an Administrator exists: starting the serial ports" } else { "no active Administrator: serial ports off" }
+                        if now_admin { "an Administrator exists: starting the serial ports" } else { "no active Administrator: serial ports off" }
                     );
-                    applied(&service, &mut engine, administrator).await;
+                    d.applied().await;
                 }
             }
             changed = watch.changed() => {
@@ -181,14 +187,17 @@ pub async fn serve(
                     break;
                 }
                 watch.borrow_and_update();
-                applied(&service, &mut engine, administrator).await;
+                d.applied().await;
             }
         }
     }
     tracing::info!("stopping");
-    serve::log_counters(&engine);
+    serve::log_counters(&d.engine);
     service.record(EventId::SystemStop, "ttyward stopping");
-    if !engine.shutdown(serve::DRAIN_GRACE).await {
+    if let Some(web) = d.web.take() {
+        web.stop().await;
+    }
+    if !d.engine.shutdown(serve::DRAIN_GRACE).await {
         tracing::warn!(
             "some sessions did not finish within {:?}",
             serve::DRAIN_GRACE
@@ -201,35 +210,80 @@ pub async fn serve(
     Ok(())
 }
 
-/// Bring the engine (ports and Gate) in line with the stored
-/// configuration; returns the ports that could not start.
-async fn apply(
-    service: &Service,
-    engine: &mut ttyward_engine::Engine,
+/// What the daemon runs: the engine (data plane) and the web server
+/// (management plane), both following the stored configuration.
+struct Daemon {
+    service: Service,
+    engine: ttyward_engine::Engine,
+    web: Option<Web>,
     administrator: bool,
-) -> Vec<serde_json::Value> {
-    let config: Arc<Config> = service.config();
-    let mut failed = Vec::new();
-    for (port, error) in engine.apply(&effective(&config, administrator)).await {
-        tracing::warn!(port, "cannot start: {error}");
-        service.record(
-            EventId::ListenerFailed,
-            format!("port {port} cannot start: {error}"),
-        );
-        failed.push(serde_json::json!({"port": port, "error": error.to_string()}));
-    }
-    failed
+    started: std::time::Instant,
 }
 
-/// [`apply`] a live change, then print the `applied` line.
-async fn applied(service: &Service, engine: &mut ttyward_engine::Engine, administrator: bool) {
-    let failed = apply(service, engine, administrator).await;
-    let revision = service.stored_revision().await.unwrap_or_default();
-    serve::announce(
-        engine,
-        "applied",
-        serde_json::json!({"revision": revision, "setup_required": !administrator, "failed": failed}),
-    );
+impl Daemon {
+    /// Bring the engine (ports and Gate) and the web server in line with
+    /// the stored configuration; returns what could not start.
+    async fn apply(&mut self) -> Vec<serde_json::Value> {
+        let config: Arc<Config> = self.service.config();
+        let mut failed = Vec::new();
+        for (port, error) in self
+            .engine
+            .apply(&effective(&config, self.administrator))
+            .await
+        {
+            tracing::warn!(port, "cannot start: {error}");
+            self.service.record(
+                EventId::ListenerFailed,
+                format!("port {port} cannot start: {error}"),
+            );
+            failed.push(serde_json::json!({"port": port, "error": error.to_string()}));
+        }
+        let web_changed = self.web.as_ref().map(|w| &w.settings) != Some(&config.services.web)
+            && (self.web.is_some() || config.services.web.enabled);
+        if web_changed {
+            if let Some(old) = self.web.take() {
+                old.stop().await;
+            }
+            match Web::start(
+                &self.service,
+                self.engine.gate(),
+                &config.services.web,
+                self.started,
+            ) {
+                Ok(web) => self.web = web,
+                Err(error) => {
+                    tracing::warn!("{error}");
+                    self.service
+                        .record(EventId::ListenerFailed, error.to_string());
+                    failed.push(serde_json::json!({"service": "web", "error": error.to_string()}));
+                }
+            }
+        }
+        failed
+    }
+
+    /// [`Daemon::apply`] a live change, then print the `applied` line.
+    async fn applied(&mut self) {
+        let failed = self.apply().await;
+        let revision = self.service.stored_revision().await.unwrap_or_default();
+        self.announce(
+            "applied",
+            serde_json::json!({"revision": revision, "failed": failed}),
+        );
+    }
+
+    /// Print a ready/applied line with the data-plane listeners, the web
+    /// console's addresses and `extra`.
+    fn announce(&self, event: &str, extra: serde_json::Value) {
+        let mut fields = serde_json::json!({
+            "setup_required": !self.administrator,
+            "web": self.web.as_ref().map(Web::addrs).unwrap_or_default(),
+        });
+        if let (Some(f), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
+            f.extend(extra);
+        }
+        serve::announce(&self.engine, event, fields);
+    }
 }
 
 /// Notices the wall clock being set or jumping (NTP step, `date -s`): the

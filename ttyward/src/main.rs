@@ -15,6 +15,7 @@ mod daemon;
 mod demo;
 mod events_cmd;
 mod serve;
+mod web;
 
 use std::path::PathBuf;
 

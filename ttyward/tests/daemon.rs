@@ -14,6 +14,10 @@ use super::support::*;
 
 const PASSWORD: &str = "long-enough-passphrase-42";
 
+/// The web console on loopback, any free port: a test never listens on
+/// public addresses (the default is every address, port 443).
+const WEB_LOCAL: &str = "[services.web]\nbind = [\"127.0.0.1\"]\nhttps_port = 0\n";
+
 /// Two `sim:echo` TCP Server ports (1 and 2) on 127.0.0.1, any free port,
 /// up to 8 clients each; port 2's alias is `port2_alias`; `extra` is
 /// appended (more table sections, e.g. `[security.allowlist]`).
@@ -34,7 +38,7 @@ max_connections = 8
 "#
         )
     };
-    format!("{}{}\n{extra}", port(1, "one"), port(2, port2_alias))
+    format!("{}{}\n{WEB_LOCAL}\n{extra}", port(1, "one"), port(2, port2_alias))
 }
 
 /// `config import -` that must succeed; returns its stdout.
@@ -226,6 +230,9 @@ fn fresh_data_dir_starts_with_every_port_off_and_a_private_setup_code() {
     let tmp = TempDir::new("fresh");
     let dir = tmp.path().join("not-yet");
     assert!(!dir.exists());
+    // The only thing done before the first start: keep the web console
+    // on loopback (an import creates the data directory like `run` does).
+    import_ok(&dir, WEB_LOCAL);
     let daemon = Ttyward::run(&dir);
     assert_eq!(daemon.ready["setup_required"], true, "{}", daemon.ready);
     assert!(daemon.listeners.is_empty(), "{}", daemon.ready);
@@ -234,7 +241,8 @@ fn fresh_data_dir_starts_with_every_port_off_and_a_private_setup_code() {
     let mut files = 0;
     for entry in std::fs::read_dir(&dir).expect("read data dir") {
         let path = entry.expect("entry").path();
-        assert_eq!(mode_of(&path), 0o600, "{}", path.display());
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode_of(&path), want, "{}", path.display());
         files += 1;
     }
     assert!(files >= 2, "expected the database and the setup code");
@@ -495,6 +503,10 @@ fn bad_import_changes_nothing_and_names_every_field() {
 
     let bad = r#"
 bogus_key = 1
+
+[services.web]
+bind = ["127.0.0.1"]
+https_port = 0
 
 [[ports]]
 number = 1

@@ -19,6 +19,7 @@ pub mod login;
 pub mod password;
 pub mod permission;
 pub mod service;
+pub mod services;
 pub mod session;
 pub mod store;
 

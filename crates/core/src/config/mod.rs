@@ -47,6 +47,8 @@ pub const MAX_ALIAS_CHARS: usize = 16;
 pub struct Config {
     /// Serial ports, in port-number order, numbers unique.
     pub ports: Vec<PortConfig>,
+    /// Management services and where they listen (seed §3.1).
+    pub services: crate::services::Services,
     /// Access control of both planes (seed §3.4–3.7).
     pub security: Security,
     /// What the event log keeps (seed §3.6).

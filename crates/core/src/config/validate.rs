@@ -18,6 +18,7 @@ pub(super) fn config(doc: &Value) -> Result<Config, ConfigError> {
     let mut w = Walk::default();
     let mut top = Obj::new(&mut w, String::new(), Some(doc));
     let mut ports = Vec::new();
+    let services = crate::services::read_services(&mut w, top.at("services"), top.get("services"));
     let security = security(&mut w, top.at("security"), top.get("security"));
     let event_log =
         crate::event_log::read_settings(&mut w, top.at("event_log"), top.get("event_log"));
@@ -49,6 +50,7 @@ pub(super) fn config(doc: &Value) -> Result<Config, ConfigError> {
     if w.errors.is_empty() {
         Ok(Config {
             ports,
+            services,
             security,
             event_log,
         })

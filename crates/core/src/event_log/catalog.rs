@@ -282,6 +282,8 @@ catalog! {
         "The event log settings (capacity, recorded events) were changed.";
     DosSettingsChanged = 327, "dos-settings-changed", Security, Notice,
         "The DoS defence settings were changed.";
+    ServicesChanged = 328, "services-changed", Security, Notice,
+        "A management service was switched on or off or moved to another address or port.";
     ConfigChanged = 400, "config-changed", Maintenance, Notice,
         "The configuration was changed; the message says by whom and what.";
     ConfigImported = 401, "config-imported", Maintenance, Notice,

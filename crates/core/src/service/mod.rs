@@ -124,9 +124,11 @@ impl Caller {
 
     /// The name events record for this caller.
     pub fn user(&self) -> String {
-        match &self.principal {
-            Some(p) => p.name.clone(),
-            None => "(local)".into(),
+        match (&self.principal, self.source) {
+            (Some(p), _) => p.name.clone(),
+            (None, Source::Local) => "(local)".into(),
+            // Before any login (first-use setup over the network).
+            (None, Source::Net(_)) => "(anonymous)".into(),
         }
     }
 

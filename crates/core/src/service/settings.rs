@@ -4,8 +4,8 @@
 //! A change is validated completely first (every problem reported with its
 //! field path, nothing changed), then checked against the caller's
 //! permissions section by section — ports need `serial.change`, the
-//! password policy `accounts.change`, login settings / allowlist / DoS
-//! `security.change`, the event log settings `log.settings` — and written
+//! password policy `accounts.change`, services / login settings /
+//! allowlist / DoS `security.change`, the event log settings `log.settings` — and written
 //! in one transaction with a revision number. The allowlist may not shut
 //! out the address the change comes from unless the caller forces it.
 
@@ -84,6 +84,13 @@ fn differences(old: &Config, new: &Config) -> Vec<(String, Permission, Option<Ev
             }
             (None, None) => {}
         }
+    }
+    if old.services != new.services {
+        out.push((
+            "services".into(),
+            Permission::SecurityChange,
+            Some(EventId::ServicesChanged),
+        ));
     }
     let (a, b) = (&old.security, &new.security);
     if a.password_policy != b.password_policy {

@@ -1,0 +1,254 @@
+//! The REST API under `/api/v1` (issue 4): JSON in and out, described by
+//! the OpenAPI document at `/api/v1/openapi.json`, which utoipa generates
+//! from the handlers themselves so it cannot drift from them.
+//!
+//! Authentication: `POST /api/v1/login` returns a session either as an
+//! HttpOnly `__Host-` cookie (browsers) or, when asked with `"bearer":
+//! true`, as a token for `Authorization: Bearer` (scripts). Cookie-
+//! authenticated requests that change state must carry an `Origin` equal to
+//! the server's own (CSRF; the cookie is also `SameSite=Strict`).
+//!
+//! Errors are `{"error": {"code", "message"[, "fields"]}}` with a stable
+//! code; they never carry stack traces, paths or versions.
+
+mod accounts;
+mod auth;
+mod config;
+mod error;
+mod events;
+mod system;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use axum::routing::get;
+use serde::de::DeserializeOwned;
+use ttyward_core::service::{Caller, Interface, Service, Source};
+use ttyward_core::session::SessionToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::ApiError;
+
+/// The session cookie. `__Host-`: the browser only accepts it over HTTPS,
+/// for this exact host, with `Path=/` — no subdomain can plant or read it.
+pub const SESSION_COOKIE: &str = "__Host-ttyward";
+
+/// Largest request body accepted (a configuration of 256 ports is well
+/// below this).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The service layer: every operation goes through it.
+    pub service: Service,
+    /// When the daemon started (uptime).
+    pub started: Instant,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ttyward REST API",
+        // The API's version, not the software's: the document is public
+        // and must not help fingerprint a build.
+        version = "1",
+        description = "Manage a ttyward serial device server: accounts, sessions, configuration, event log."
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    tags(
+        (name = "session", description = "Log in and out, first use"),
+        (name = "accounts", description = "Account Management: accounts, groups, sessions, lockouts"),
+        (name = "config", description = "The configuration: ports, services, security settings, event log settings"),
+        (name = "events", description = "Diagnostics > System Log"),
+        (name = "system", description = "System information"),
+    )
+)]
+struct ApiDoc;
+
+/// The API routes and their OpenAPI document.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::welcome, auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::setup))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(system::system))
+        .routes(routes!(accounts::list_accounts, accounts::create_account))
+        .routes(routes!(accounts::update_account, accounts::delete_account))
+        .routes(routes!(accounts::list_groups))
+        .routes(routes!(accounts::put_group, accounts::delete_group))
+        .routes(routes!(accounts::list_sessions))
+        .routes(routes!(accounts::end_session))
+        .routes(routes!(accounts::unlock))
+        .routes(routes!(config::get_config, config::patch_config))
+        .routes(routes!(config::export_config))
+        .routes(routes!(config::import_config))
+        .routes(routes!(events::query_events))
+        .routes(routes!(events::export_events))
+        .split_for_parts()
+}
+
+/// The whole application: `/api/v1/...` with its OpenAPI document, body
+/// limit and security headers.
+pub fn app(state: AppState) -> Router {
+    let (api, mut doc) = routes();
+    doc.paths.paths = doc
+        .paths
+        .paths
+        .into_iter()
+        .map(|(path, item)| (format!("/api/v1{path}"), item))
+        .collect();
+    // Rendered once: the document cannot change while the process runs.
+    let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
+    let api = api.route(
+        "/openapi.json",
+        get(move || {
+            let doc = Arc::clone(&doc);
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    doc.to_string(),
+                )
+            }
+        }),
+    );
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::not_found("no such page or API route") })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(crate::headers::security_headers))
+}
+
+/// The peer's address (set by the server for every request).
+fn peer(parts: &Parts) -> Result<IpAddr, ApiError> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+        .ok_or_else(|| ApiError::internal("request without peer address"))
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug)]
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = peer(parts)?;
+        let (token, interface) = if let Some(token) = bearer(parts) {
+            (token, Interface::Api)
+        } else if let Some(token) = cookie(parts, SESSION_COOKIE) {
+            if !is_safe(&parts.method) {
+                check_origin(parts)?;
+            }
+            (token, Interface::Web)
+        } else {
+            return Err(ApiError::unauthenticated());
+        };
+        let caller = state
+            .service
+            .authenticate(&SessionToken::presented(&token), Source::Net(ip), interface)
+            .await?;
+        Ok(Auth(caller))
+    }
+}
+
+/// The source address of an unauthenticated request (login, setup).
+#[derive(Debug)]
+pub struct Peer(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(Peer(peer(parts)?))
+    }
+}
+
+/// Cross-site request forgery check for unauthenticated POSTs made by a
+/// browser (login, setup): when an `Origin` is sent it must be ours.
+#[derive(Debug)]
+pub struct SameOrigin;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        if parts.headers.contains_key(header::ORIGIN) {
+            check_origin(parts)?;
+        }
+        Ok(SameOrigin)
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn bearer(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The request's `Origin` must be this server (`https://` + the Host the
+/// browser addressed).
+fn check_origin(parts: &Parts) -> Result<(), ApiError> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(&format!("https://{host}")) => {
+            Ok(())
+        }
+        _ => Err(ApiError::csrf()),
+    }
+}
+
+/// A JSON request body whose rejections (malformed JSON, wrong content
+/// type, too large) become API errors in our format.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError::from(rejection)),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The TLS side of the HTTPS listener: rustls with the aws-lc-rs provider,
+//! TLS 1.2 and 1.3 only, and the certificate behind a resolver that can be
+//! swapped while the server runs (seed §3.3: a new or regenerated
+//! certificate takes effect without a restart; established connections
+//! keep the one they started with).
+//!
+//! The cipher suites are aws-lc-rs's rustls defaults, which are a subset of
+//! Mozilla's "intermediate" profile: AES-GCM and ChaCha20-Poly1305 with
+//! ECDHE only (no CBC, no RSA key exchange, no DHE). The key exchange
+//! groups are narrowed to Mozilla's list (X25519, P-256, P-384). TLS 1.0
+//! and 1.1 are not implemented by rustls at all.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// The certificate the server presents; replace it with [`CertSlot::set`].
+#[derive(Debug)]
+pub struct CertSlot {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertSlot {
+    /// A slot presenting `key`.
+    pub fn new(key: Arc<CertifiedKey>) -> Arc<CertSlot> {
+        Arc::new(CertSlot {
+            current: RwLock::new(key),
+        })
+    }
+
+    /// Present `key` to every handshake from now on.
+    pub fn set(&self, key: Arc<CertifiedKey>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = key;
+    }
+}
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self.current.read().unwrap_or_else(PoisonError::into_inner),
+        ))
+    }
+}
+
+/// The crypto provider every TLS endpoint of ttyward uses.
+pub fn provider() -> CryptoProvider {
+    use rustls::crypto::aws_lc_rs::{self, kx_group};
+    let mut p = aws_lc_rs::default_provider();
+    p.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    p
+}
+
+/// The server configuration of the HTTPS listener (HTTP/2 and HTTP/1.1 by
+/// ALPN).
+pub fn server_config(certs: Arc<CertSlot>) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,83 @@
+//! The daemon's HTTPS listener (web console and REST API): the device
+//! certificate (made at first start, kept in `DIR/certs`), the TLS
+//! configuration and the server, restarted when `services.web` changes.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ttyward_core::service::Service;
+use ttyward_core::services::WebService;
+use ttyward_engine::gate::Gate;
+use ttyward_web::cert::{DeviceCert, host_identity};
+use ttyward_web::tls::CertSlot;
+use ttyward_web::{WebError, WebServer};
+
+/// Where the device certificate and key live inside the data directory.
+pub const CERT_DIR: &str = "certs";
+
+/// The running web server and what it was started with.
+#[derive(Debug)]
+pub struct Web {
+    server: WebServer,
+    /// The settings it runs with (a change restarts it).
+    pub settings: WebService,
+}
+
+impl Web {
+    /// Start serving `settings` (nothing when the service is off).
+    pub fn start(
+        service: &Service,
+        gate: &Gate,
+        settings: &WebService,
+        started: Instant,
+    ) -> Result<Option<Web>, WebError> {
+        if !settings.enabled {
+            return Ok(None);
+        }
+        let listeners = ttyward_web::server::bind(settings)?;
+        let cert = device_cert(&service.dir().join(CERT_DIR))?;
+        let certs = CertSlot::new(cert.certified_key()?);
+        let tls = ttyward_web::tls::server_config(certs)?;
+        let app = ttyward_web::api::app(ttyward_web::api::AppState {
+            service: service.clone(),
+            started,
+        });
+        let server = WebServer::start(listeners, app, tls, gate.clone(), service.clone());
+        Ok(Some(Web {
+            server,
+            settings: settings.clone(),
+        }))
+    }
+
+    /// The addresses bound, as strings for the ready line.
+    pub fn addrs(&self) -> Vec<String> {
+        self.server
+            .addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// Stop serving.
+    pub async fn stop(self) {
+        if !self.server.stop().await {
+            tracing::warn!("web console: some connections did not finish in time");
+        }
+    }
+}
+
+/// The stored device certificate, or a new self-signed one for this host's
+/// names and addresses (seed §3.3: generated at first start).
+fn device_cert(dir: &Path) -> Result<DeviceCert, WebError> {
+    if let Some(cert) = DeviceCert::load(dir)? {
+        return Ok(cert);
+    }
+    let (names, addresses) = host_identity();
+    let cert = DeviceCert::self_signed(&names, &addresses)?;
+    cert.save(dir)?;
+    tracing::info!(
+        "web console: generated a self-signed certificate in {}",
+        dir.display()
+    );
+    Ok(cert)
+}
