@@ -6,6 +6,7 @@ mod support;
 
 mod daemon;
 mod durability;
+mod web;
 
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
