@@ -25,6 +25,9 @@ pub struct Args {
     /// Port N listens on BASE + N.
     #[arg(long, default_value_t = 4000)]
     base_port: u16,
+    /// The web console's and REST API's HTTPS port (0: any free port).
+    #[arg(long, default_value_t = 4443)]
+    web_port: u16,
 }
 
 pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
@@ -50,6 +53,12 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
     // security settings (changed with `config import`) stay.
     let mut config = (*service.config()).clone();
     config.ports = ports;
+    config.services.web = ttyward_core::services::WebService {
+        enabled: true,
+        bind: vec![args.listen],
+        https_port: args.web_port,
+        http_redirect_port: None,
+    };
     service
         .update_config(&Caller::local(), config, true)
         .await
@@ -72,6 +81,13 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
             None => println!("\nData directory {dir} (its accounts and event log are kept between runs):\n\
                  \x20 ttyward --data-dir {dir} events      the event log\n\
                  \x20 ttyward --data-dir {dir} admin list  the accounts"),
+        }
+        if args.web_port != 0 {
+            println!(
+                "\nREST API (the web console's pages come next): https://{host}:{wp}/api/v1/openapi.json\n\
+                 \x20 curl -sk https://{host}:{wp}/api/v1/login        (self-signed certificate: {dir}/certs/system.crt)",
+                wp = args.web_port
+            );
         }
         println!(
             "\nttyward demo is running. Try these in another terminal (Ctrl-C here stops it):\n\n\

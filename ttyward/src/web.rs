@@ -2,14 +2,12 @@
 //! certificate (made at first start, kept in `DIR/certs`), the TLS
 //! configuration and the server, restarted when `services.web` changes.
 
-use std::path::Path;
 use std::time::Instant;
 
 use ttyward_core::service::Service;
 use ttyward_core::services::WebService;
 use ttyward_engine::gate::Gate;
-use ttyward_web::cert::{DeviceCert, host_identity};
-use ttyward_web::tls::CertSlot;
+use ttyward_web::tls::DeviceTls;
 use ttyward_web::{WebError, WebServer};
 
 /// Where the device certificate and key live inside the data directory.
@@ -35,12 +33,12 @@ impl Web {
             return Ok(None);
         }
         let listeners = ttyward_web::server::bind(settings)?;
-        let cert = device_cert(&service.dir().join(CERT_DIR))?;
-        let certs = CertSlot::new(cert.certified_key()?);
-        let tls = ttyward_web::tls::server_config(certs)?;
+        let device = DeviceTls::open(&service.dir().join(CERT_DIR))?;
+        let tls = ttyward_web::tls::server_config(device.slot())?;
         let app = ttyward_web::api::app(ttyward_web::api::AppState {
             service: service.clone(),
             started,
+            tls: device,
         });
         let server = WebServer::start(listeners, app, tls, gate.clone(), service.clone());
         Ok(Some(Web {
@@ -64,20 +62,4 @@ impl Web {
             tracing::warn!("web console: some connections did not finish in time");
         }
     }
-}
-
-/// The stored device certificate, or a new self-signed one for this host's
-/// names and addresses (seed §3.3: generated at first start).
-fn device_cert(dir: &Path) -> Result<DeviceCert, WebError> {
-    if let Some(cert) = DeviceCert::load(dir)? {
-        return Ok(cert);
-    }
-    let (names, addresses) = host_identity();
-    let cert = DeviceCert::self_signed(&names, &addresses)?;
-    cert.save(dir)?;
-    tracing::info!(
-        "web console: generated a self-signed certificate in {}",
-        dir.display()
-    );
-    Ok(cert)
 }

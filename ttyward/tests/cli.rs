@@ -224,9 +224,21 @@ fn demo_serves_modbus_over_tcp() {
         "demo",
         "--base-port",
         &base.to_string(),
+        "--web-port",
+        "0",
     ]);
     assert_eq!(daemon.listeners.len(), 4, "{:?}", daemon.listeners);
     assert_eq!(daemon.ready["setup_required"], false);
+    // The REST API listens on loopback too.
+    let web = daemon.ready["web"].as_array().expect("web addresses");
+    assert!(
+        !web.is_empty()
+            && web
+                .iter()
+                .all(|a| a.as_str().is_some_and(|a| a.starts_with("127.0.0.1:"))),
+        "{}",
+        daemon.ready
+    );
     let accounts = ttyward_cmd(&data, &["admin", "list"], b"");
     assert!(
         String::from_utf8_lossy(&accounts.stdout).contains("admin"),

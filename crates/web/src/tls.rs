@@ -63,3 +63,60 @@ pub fn server_config(certs: Arc<CertSlot>) -> Result<Arc<ServerConfig>, rustls::
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// The device certificate as the running server uses it: kept in a
+/// directory (`DIR/certs`), presented through a [`CertSlot`], replaced
+/// live.
+#[derive(Debug)]
+pub struct DeviceTls {
+    dir: std::path::PathBuf,
+    slot: Arc<CertSlot>,
+    current: std::sync::Mutex<crate::cert::DeviceCert>,
+}
+
+impl DeviceTls {
+    /// Load the stored certificate, or make a self-signed one for this
+    /// host's names and addresses and store it (seed §3.3: generated at
+    /// first start).
+    pub fn open(dir: &std::path::Path) -> Result<Arc<DeviceTls>, crate::cert::CertError> {
+        use crate::cert::{DeviceCert, host_identity};
+        let cert = match DeviceCert::load(dir)? {
+            Some(cert) => cert,
+            None => {
+                let (names, addresses) = host_identity();
+                let cert = DeviceCert::self_signed(&names, &addresses)?;
+                cert.save(dir)?;
+                tracing::info!("generated a self-signed certificate in {}", dir.display());
+                cert
+            }
+        };
+        let slot = CertSlot::new(cert.certified_key()?);
+        Ok(Arc::new(DeviceTls {
+            dir: dir.to_owned(),
+            slot,
+            current: std::sync::Mutex::new(cert),
+        }))
+    }
+
+    /// The slot a TLS server configuration resolves through.
+    pub fn slot(&self) -> Arc<CertSlot> {
+        Arc::clone(&self.slot)
+    }
+
+    /// The certificate presented now.
+    pub fn current(&self) -> crate::cert::DeviceCert {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Store `cert` and present it from the next handshake on.
+    pub fn replace(&self, cert: crate::cert::DeviceCert) -> Result<(), crate::cert::CertError> {
+        let key = cert.certified_key()?;
+        cert.save(&self.dir)?;
+        self.slot.set(key);
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = cert;
+        Ok(())
+    }
+}

@@ -56,10 +56,21 @@ impl Ttyward {
         Ttyward::start(&["--data-dir", dir, "run"])
     }
 
+    /// [`Ttyward::run`] with `TTYWARD_LOG=filter` (e.g. "warn"), for tests
+    /// whose thousands of sessions would flood the terminal at "info".
+    pub fn run_with_log(data_dir: &Path, filter: &str) -> Ttyward {
+        let dir = data_dir.to_str().expect("utf-8 path");
+        Ttyward::start_with_log(&["--data-dir", dir, "run"], filter)
+    }
+
     pub fn start(args: &[&str]) -> Ttyward {
+        Ttyward::start_with_log(args, "info")
+    }
+
+    fn start_with_log(args: &[&str], filter: &str) -> Ttyward {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ttyward"))
             .args(args)
-            .env("TTYWARD_LOG", "info")
+            .env("TTYWARD_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -342,3 +353,5 @@ pub fn free_port_base(n: u16) -> u16 {
     }
     panic!("no free port range");
 }
+
+pub mod https;

@@ -284,6 +284,8 @@ catalog! {
         "The DoS defence settings were changed.";
     ServicesChanged = 328, "services-changed", Security, Notice,
         "A management service was switched on or off or moved to another address or port.";
+    CertificateChanged = 329, "certificate-changed", Security, Notice,
+        "The device certificate was regenerated or replaced by an imported one.";
     ConfigChanged = 400, "config-changed", Maintenance, Notice,
         "The configuration was changed; the message says by whom and what.";
     ConfigImported = 401, "config-imported", Maintenance, Notice,

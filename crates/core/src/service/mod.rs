@@ -263,8 +263,9 @@ impl Service {
         self.inner.config.subscribe()
     }
 
-    /// Record an event on behalf of `caller`.
-    fn audit(&self, caller: &Caller, event: EventId, message: impl Into<String>) {
+    /// Record an event on behalf of `caller` (for operations outside this
+    /// crate, such as certificate changes in the web crate).
+    pub fn audit(&self, caller: &Caller, event: EventId, message: impl Into<String>) {
         self.inner.events.record(NewEvent {
             event,
             user: Some(caller.user()),

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod auth;
+mod certificate;
 mod config;
 mod error;
 mod events;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub service: Service,
     /// When the daemon started (uptime).
     pub started: Instant,
+    /// The device certificate (Security > Certificate swaps it live).
+    pub tls: Arc<crate::tls::DeviceTls>,
 }
 
 #[derive(OpenApi)]
@@ -66,6 +69,7 @@ pub struct AppState {
     tags(
         (name = "session", description = "Log in and out, first use"),
         (name = "accounts", description = "Account Management: accounts, groups, sessions, lockouts"),
+        (name = "security", description = "Security: the device certificate"),
         (name = "config", description = "The configuration: ports, services, security settings, event log settings"),
         (name = "events", description = "Diagnostics > System Log"),
         (name = "system", description = "System information"),
@@ -89,6 +93,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::list_sessions))
         .routes(routes!(accounts::end_session))
         .routes(routes!(accounts::unlock))
+        .routes(routes!(certificate::get_certificate))
+        .routes(routes!(certificate::export_certificate))
+        .routes(routes!(certificate::regenerate_certificate))
+        .routes(routes!(certificate::import_certificate))
         .routes(routes!(config::get_config, config::patch_config))
         .routes(routes!(config::export_config))
         .routes(routes!(config::import_config))
