@@ -38,7 +38,11 @@ max_connections = 8
 "#
         )
     };
-    format!("{}{}\n{WEB_LOCAL}\n{extra}", port(1, "one"), port(2, port2_alias))
+    format!(
+        "{}{}\n{WEB_LOCAL}\n{extra}",
+        port(1, "one"),
+        port(2, port2_alias)
+    )
 }
 
 /// `config import -` that must succeed; returns its stdout.
