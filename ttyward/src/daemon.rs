@@ -116,6 +116,7 @@ pub async fn serve(
     let mut d = Daemon {
         service: service.clone(),
         engine,
+        ports: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
         web: None,
         administrator,
         started: std::time::Instant::now(),
@@ -215,6 +216,8 @@ pub async fn serve(
 struct Daemon {
     service: Service,
     engine: ttyward_engine::Engine,
+    /// The running ports, for the API's status pages.
+    ports: tokio::sync::watch::Sender<Arc<Vec<ttyward_engine::PortHandle>>>,
     web: Option<Web>,
     administrator: bool,
     started: std::time::Instant,
@@ -238,6 +241,8 @@ impl Daemon {
             );
             failed.push(serde_json::json!({"port": port, "error": error.to_string()}));
         }
+        self.ports
+            .send_replace(Arc::new(self.engine.ports().into_iter().cloned().collect()));
         let web_changed = self.web.as_ref().map(|w| &w.settings) != Some(&config.services.web)
             && (self.web.is_some() || config.services.web.enabled);
         if web_changed {
@@ -249,6 +254,7 @@ impl Daemon {
                 self.engine.gate(),
                 &config.services.web,
                 self.started,
+                self.ports.subscribe(),
             ) {
                 Ok(web) => self.web = web,
                 Err(error) => {

@@ -28,6 +28,7 @@ impl Web {
         gate: &Gate,
         settings: &WebService,
         started: Instant,
+        ports: ttyward_web::api::PortsView,
     ) -> Result<Option<Web>, WebError> {
         if !settings.enabled {
             return Ok(None);
@@ -39,6 +40,7 @@ impl Web {
             service: service.clone(),
             started,
             tls: device,
+            ports,
         });
         let server = WebServer::start(listeners, app, tls, gate.clone(), service.clone());
         Ok(Some(Web {

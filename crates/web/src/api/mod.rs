@@ -17,6 +17,7 @@ mod certificate;
 mod config;
 mod error;
 mod events;
+mod ports;
 mod system;
 
 use std::net::{IpAddr, SocketAddr};
@@ -54,7 +55,13 @@ pub struct AppState {
     pub started: Instant,
     /// The device certificate (Security > Certificate swaps it live).
     pub tls: Arc<crate::tls::DeviceTls>,
+    /// The ports the engine runs now (the daemon publishes after every
+    /// change).
+    pub ports: PortsView,
 }
+
+/// The running ports, as the daemon last published them.
+pub type PortsView = tokio::sync::watch::Receiver<Arc<Vec<ttyward_engine::PortHandle>>>;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -73,6 +80,7 @@ pub struct AppState {
         (name = "config", description = "The configuration: ports, services, security settings, event log settings"),
         (name = "events", description = "Diagnostics > System Log"),
         (name = "system", description = "System information"),
+        (name = "ports", description = "Serial ports: live state and counters"),
     )
 )]
 struct ApiDoc;
@@ -86,6 +94,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::me))
         .routes(routes!(auth::change_password))
         .routes(routes!(system::system))
+        .routes(routes!(ports::list_ports))
         .routes(routes!(accounts::list_accounts, accounts::create_account))
         .routes(routes!(accounts::update_account, accounts::delete_account))
         .routes(routes!(accounts::list_groups))
