@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod account;
+pub mod api_token;
 pub mod config;
 pub mod event_log;
 pub mod lockout;

@@ -600,3 +600,33 @@ async fn config_changes_are_audited_with_who_and_what() {
 fn _principal_is_public(p: Principal) -> String {
     p.name
 }
+
+#[tokio::test]
+async fn api_tokens_act_as_their_account_until_revoked_or_disabled() {
+    let (s, _dir) = with_accounts().await;
+    let me = Caller::local();
+    let (info, token) = s
+        .create_api_token(&me, "nightly backup", "op", Some(30))
+        .await
+        .expect("created");
+    assert_eq!(info.account, "op");
+    let presented = SessionToken::presented(&token);
+    let caller = s.authenticate(&presented, net(9), Interface::Api).await.expect("token works");
+    assert!(caller.may(Permission::SerialChange));
+    assert!(!caller.may(Permission::SecurityChange), "an Operator's token has an Operator's rights");
+    // An Operator cannot mint tokens (not even for itself).
+    let r = s.create_api_token(&caller, "mine", "op", None).await;
+    assert!(matches!(r, Err(ServiceError::Forbidden { .. })), "{r:?}");
+    // Disabling the account stops the token; enabling brings it back.
+    s.set_account_active(&me, "op", false).await.expect("disable");
+    assert!(s.authenticate(&presented, net(9), Interface::Api).await.is_err());
+    s.set_account_active(&me, "op", true).await.expect("enable");
+    assert!(s.authenticate(&presented, net(9), Interface::Api).await.is_ok());
+    let listed = s.api_tokens(&me).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_source.as_deref(), Some("127.0.0.9"));
+    s.revoke_api_token(&me, info.id).await.expect("revoke");
+    assert!(s.authenticate(&presented, net(9), Interface::Api).await.is_err());
+    let r = s.create_api_token(&me, "", "op", None).await;
+    assert!(matches!(r, Err(ServiceError::Invalid(_))), "{r:?}");
+}

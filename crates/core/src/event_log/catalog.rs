@@ -286,6 +286,10 @@ catalog! {
         "A management service was switched on or off or moved to another address or port.";
     CertificateChanged = 329, "certificate-changed", Security, Notice,
         "The device certificate was regenerated or replaced by an imported one.";
+    ApiTokenCreated = 330, "api-token-created", Security, Notice,
+        "A long-lived API token was created for an account.";
+    ApiTokenRevoked = 331, "api-token-revoked", Security, Notice,
+        "An API token was revoked.";
     ConfigChanged = 400, "config-changed", Maintenance, Notice,
         "The configuration was changed; the message says by whom and what.";
     ConfigImported = 401, "config-imported", Maintenance, Notice,

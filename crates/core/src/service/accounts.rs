@@ -360,7 +360,7 @@ impl Service {
         Ok(())
     }
 
-    async fn account_named(&self, name: &str) -> Result<Account, ServiceError> {
+    pub(super) async fn account_named(&self, name: &str) -> Result<Account, ServiceError> {
         let n = name.to_owned();
         self.inner
             .store

@@ -356,6 +356,9 @@ impl Service {
         source: Source,
         interface: Interface,
     ) -> Result<Caller, ServiceError> {
+        if crate::api_token::is_api_token(token.expose()) {
+            return self.authenticate_api_token(token.expose(), source).await;
+        }
         let config = self.config();
         let control = config.security.login.sessions.clone();
         let token = token.clone();

@@ -16,6 +16,7 @@ mod accounts;
 mod auth;
 mod events;
 mod settings;
+mod tokens;
 
 use std::fmt;
 use std::net::IpAddr;

@@ -9,11 +9,11 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Migration `n` brings the schema from version `n` to `n + 1`.
-fn migrations() -> [String; 1] {
-    [format!("{V1}\n{}", crate::event_log::SCHEMA)]
+fn migrations() -> [String; 2] {
+    [format!("{V1}\n{}", crate::event_log::SCHEMA), V2.to_owned()]
 }
 
 const V1: &str = "
@@ -62,6 +62,22 @@ CREATE TABLE setup_code (
     code_hash BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );
+";
+
+/// Version 2: long-lived API tokens for scripts (see `crate::api_token`).
+const V2: &str = "
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_at INTEGER,
+    last_used INTEGER,
+    last_source TEXT
+);
+CREATE INDEX api_tokens_account ON api_tokens(account_id);
 ";
 
 /// Bring `conn` up to [`VERSION`].

@@ -19,6 +19,7 @@ mod error;
 mod events;
 mod ports;
 mod system;
+mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -102,6 +103,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::list_sessions))
         .routes(routes!(accounts::end_session))
         .routes(routes!(accounts::unlock))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
         .routes(routes!(certificate::get_certificate))
         .routes(routes!(certificate::export_certificate))
         .routes(routes!(certificate::regenerate_certificate))
