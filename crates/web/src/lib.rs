@@ -10,6 +10,8 @@
 //! * [`api`]: the REST API, one thin handler per service operation; every
 //!   request authenticates (session cookie or bearer token) and the
 //!   service checks the caller's permissions;
+//! * [`console`]: the web console's pages (askama templates, one
+//!   stylesheet, one script, no inline script);
 //! * [`headers`]: security headers on every response.
 //!
 //! Nothing here decides who may do what: that is `ttyward_core::service`.
@@ -17,6 +19,7 @@
 
 pub mod api;
 pub mod cert;
+pub mod console;
 pub mod headers;
 pub mod server;
 pub mod tls;

@@ -143,6 +143,7 @@ pub fn app(state: AppState) -> Router {
     );
     Router::new()
         .nest("/api/v1", api)
+        .merge(crate::console::routes())
         .fallback(|| async { ApiError::not_found("no such page or API route") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY))
