@@ -226,7 +226,8 @@ fn bearer(parts: &Parts) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-fn cookie(parts: &Parts, name: &str) -> Option<String> {
+/// The value of cookie `name` in the request.
+pub(crate) fn cookie(parts: &Parts, name: &str) -> Option<String> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -238,9 +239,10 @@ fn cookie(parts: &Parts, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// The request's `Origin` must be this server (`https://` + the Host the
-/// browser addressed).
-fn check_origin(parts: &Parts) -> Result<(), ApiError> {
+/// Whether the request's `Origin` is this server: `https://` + the address
+/// the browser used (the Host header, or the request's authority on
+/// HTTP/2).
+pub(crate) fn own_origin(parts: &Parts) -> bool {
     let host = parts
         .headers
         .get(header::HOST)
@@ -250,11 +252,14 @@ fn check_origin(parts: &Parts) -> Result<(), ApiError> {
         .headers
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok());
-    match (origin, host) {
-        (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(&format!("https://{host}")) => {
-            Ok(())
-        }
-        _ => Err(ApiError::csrf()),
+    matches!((origin, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(&format!("https://{h}")))
+}
+
+fn check_origin(parts: &Parts) -> Result<(), ApiError> {
+    if own_origin(parts) {
+        Ok(())
+    } else {
+        Err(ApiError::csrf())
     }
 }
 

@@ -88,20 +88,12 @@ fn peer_ip(parts: &Parts) -> Option<IpAddr> {
 }
 
 fn session_cookie(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_owned())
+    crate::api::cookie(parts, SESSION_COOKIE)
 }
 
 /// Whether a POST came from our own pages (Origin equals our address).
 fn same_origin(parts: &Parts) -> bool {
-    origin_matches(&parts.headers, parts.uri.authority().map(|a| a.as_str()))
+    crate::api::own_origin(parts)
 }
 
 /// A POST from our own pages (for the forms used before a session exists:
@@ -122,14 +114,6 @@ impl<S: Send + Sync> FromRequestParts<S> for OwnOrigin {
     }
 }
 
-fn origin_matches(headers: &axum::http::HeaderMap, authority: Option<&str>) -> bool {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or(authority);
-    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    matches!((origin, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(&format!("https://{h}")))
-}
 
 /// A logged-in page visitor: the caller, the CSRF token for its forms and
 /// the navigation its group may see.
