@@ -1,1 +1,1112 @@
-//! (being written)
+//! The HTTPS management plane (REST API under `/api/v1`) of the real
+//! `ttyward run`, on loopback: TLS versions and the device certificate,
+//! first use with the setup code, login lockout, disabled and deleted
+//! accounts, what an Operator may not do, CSRF, bad requests, the
+//! allowlist guard and the security headers. The client is
+//! `support::https` (rustls trusting exactly `DIR/certs/system.crt`);
+//! TLS versions are probed with the `openssl` command line.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::support::https::{Client, Response};
+use super::support::*;
+
+/// The web console on loopback, on a port the OS picks.
+const WEB_ONLY: &str = "[services.web]\nbind = [\"127.0.0.1\"]\nhttps_port = 0\n";
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "Quartz-Lantern-4711";
+const OP: &str = "op";
+const OP_PASSWORD: &str = "Violet-Harbour-2290";
+
+const LOCALHOST_2: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const LOCALHOST_3: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+
+/// A running daemon with its web console on 127.0.0.1.
+struct Device {
+    _tmp: TempDir,
+    /// The data directory.
+    dir: PathBuf,
+    daemon: Ttyward,
+    /// A client of the web console (its `addr` is the base address).
+    web: Client,
+}
+
+/// The first web console address of a ready/applied line.
+fn web_addr(line: &Value) -> SocketAddr {
+    line["web"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no web address in {line}"))
+        .parse()
+        .expect("web address")
+}
+
+/// Import `WEB_ONLY` + `extra_toml` into a new data directory, create the
+/// Administrator `admin` from the host (unless `fresh`), start `ttyward
+/// run` and wait for its ready line.
+fn start(tag: &str, extra_toml: &str, fresh: bool) -> Device {
+    let tmp = TempDir::new(tag);
+    let dir = tmp.path().join("data");
+    let out = import_config(&dir, &format!("{WEB_ONLY}{extra_toml}"));
+    assert!(
+        out.status.success(),
+        "config import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !fresh {
+        create_admin(&dir, ADMIN, ADMIN_PASSWORD);
+    }
+    let daemon = Ttyward::run(&dir);
+    assert_eq!(daemon.ready["setup_required"], fresh, "{}", daemon.ready);
+    let web = Client::new(web_addr(&daemon.ready), &dir);
+    Device {
+        _tmp: tmp,
+        dir,
+        daemon,
+        web,
+    }
+}
+
+/// Poll the event log (`ttyward events`) until every name in `names` is
+/// there; returns the events. Panics after `timeout`.
+fn wait_for_events(dir: &Path, names: &[&str], timeout: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let events = events_json(dir);
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !events.iter().any(|e| e["event"] == *n))
+            .collect();
+        if missing.is_empty() {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events {missing:?} not logged within {timeout:?}; logged: {:?}",
+            events.iter().map(|e| &e["event"]).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Run `cmd` with `stdin`, killed (by its pid) if it has not ended within
+/// `timeout`; returns (exit code, stdout, stderr).
+fn run_bounded(
+    cmd: &mut Command,
+    stdin: &[u8],
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn (is openssl installed?)");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = tx.send(());
+        out
+    });
+    let timed_out = rx.recv_timeout(timeout).is_err();
+    if timed_out {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = writer.join();
+    let out = waiter.join().expect("waiter").expect("output");
+    assert!(!timed_out, "{cmd:?} did not end within {timeout:?}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `openssl s_client` to `addr` with `args`; returns (exit code, stdout +
+/// stderr).
+fn s_client(addr: SocketAddr, args: &[&str]) -> (Option<i32>, String) {
+    let (code, out, err) = run_bounded(
+        Command::new("openssl")
+            .args(["s_client", "-connect", &addr.to_string()])
+            .args(args),
+        b"",
+        Duration::from_secs(20),
+    );
+    (code, format!("{out}\n{err}"))
+}
+
+/// The SHA-256 fingerprint `openssl x509` prints for the PEM certificate
+/// `pem`.
+fn fingerprint(pem: &str) -> String {
+    let (code, out, err) = run_bounded(
+        Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256"]),
+        pem.as_bytes(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "openssl x509: {err}");
+    let line = out.trim();
+    assert!(line.contains("Fingerprint="), "{line}");
+    line.split_once('=').expect("=").1.to_owned()
+}
+
+/// The first PEM certificate block in `text`.
+fn first_pem(text: &str) -> String {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = text
+        .find(BEGIN)
+        .unwrap_or_else(|| panic!("no certificate in:\n{text}"));
+    let len = text[start..].find(END).expect("end of certificate");
+    format!("{}\n", &text[start..start + len + END.len()])
+}
+
+/// TLS 1.0 and 1.1 are refused by the server (its alert, not the local
+/// library, ends the handshake); 1.2 and 1.3 connect; the certificate
+/// presented is the one in `DIR/certs/system.crt`, and a client trusting
+/// only that certificate reaches the API under the name "localhost".
+#[test]
+fn tls_versions_below_1_2_are_refused_and_the_device_certificate_is_presented() {
+    let d = start("web-tls", "", false);
+    let addr = d.web.addr;
+    for old in ["-tls1", "-tls1_1"] {
+        // SECLEVEL=0 lets this OpenSSL offer the old version at all, so
+        // that the refusal is the server's.
+        let (code, out) = s_client(addr, &[old, "-cipher", "DEFAULT:@SECLEVEL=0", "-brief"]);
+        assert_ne!(code, Some(0), "{old} connected:\n{out}");
+        assert!(!out.contains("CONNECTION ESTABLISHED"), "{old}:\n{out}");
+        assert!(
+            out.contains("alert"),
+            "{old}: the server did not answer with an alert (did the client even try?):\n{out}"
+        );
+    }
+    for (flag, version) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
+        let (code, out) = s_client(addr, &[flag, "-brief"]);
+        assert_eq!(code, Some(0), "{flag} failed:\n{out}");
+        assert!(
+            out.contains(&format!("Protocol version: {version}"))
+                || out.contains(&format!("Protocol  : {version}")),
+            "{flag} did not negotiate {version}:\n{out}"
+        );
+    }
+
+    let stored = std::fs::read_to_string(d.dir.join("certs").join("system.crt"))
+        .expect("DIR/certs/system.crt");
+    let (code, out) = s_client(addr, &["-showcerts"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        fingerprint(&first_pem(&out)),
+        fingerprint(&first_pem(&stored)),
+        "the server presents another certificate than DIR/certs/system.crt"
+    );
+
+    // A client trusting only that certificate, checking the name
+    // "localhost", gets through; the API reports the same fingerprint.
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let info = d.web.get("/api/v1/certificate", Some(&admin));
+    assert_eq!(info.status, 200, "{}", info.text());
+    let normal = |f: &str| f.replace(':', "").to_ascii_uppercase();
+    assert_eq!(
+        normal(
+            info.json()["sha256_fingerprint"]
+                .as_str()
+                .expect("fingerprint")
+        ),
+        normal(&fingerprint(&first_pem(&stored))),
+        "{}",
+        info.text()
+    );
+}
+
+/// First use: no name/password pair gets in before the first
+/// Administrator exists; the setup code works once; a wrong code creates
+/// nothing; each step is logged.
+#[test]
+fn fresh_device_accepts_no_credential_and_the_setup_code_once() {
+    let mut d = start("web-fresh", "", true);
+    let welcome = d.web.get("/api/v1/login", None);
+    assert_eq!(welcome.status, 200, "{}", welcome.text());
+    assert_eq!(welcome.json()["setup_required"], true);
+
+    // From another address, so that these failures cannot lock out the
+    // real login below.
+    let stranger = d.web.with_source(LOCALHOST_3);
+    let mut messages = BTreeSet::new();
+    for (name, password) in [
+        ("admin", "admin"),
+        ("root", "root"),
+        ("admin", "moxa"),
+        ("admin", ""),
+    ] {
+        let r = stranger.try_login_bearer(name, password);
+        assert_eq!(r.status, 401, "{name}/{password:?}: {}", r.text());
+        assert_eq!(r.error_code(), "login-failed", "{}", r.text());
+        assert!(r.json().get("token").is_none());
+        messages.insert(r.json()["error"]["message"].to_string());
+    }
+    assert_eq!(messages.len(), 1, "refusals differ: {messages:?}");
+    let me = d.web.get("/api/v1/me", None);
+    assert_eq!(me.status, 401, "{}", me.text());
+
+    let code_file = d.dir.join("setup-code");
+    let code = std::fs::read_to_string(&code_file).expect("DIR/setup-code");
+    let code = code.trim();
+    let wrong = if code.starts_with('A') {
+        "BBBBB-BBBBB-BBBBB-BBBBB"
+    } else {
+        "AAAAA-AAAAA-AAAAA-AAAAA"
+    };
+    let setup = |code: &str, name: &str| {
+        d.web.json(
+            "POST",
+            "/api/v1/setup",
+            None,
+            &json!({"setup_code": code, "name": name, "password": ADMIN_PASSWORD}),
+        )
+    };
+    let r = setup(wrong, "intruder");
+    assert_eq!(r.status, 409, "wrong code: {}", r.text());
+    assert_eq!(
+        d.web.get("/api/v1/login", None).json()["setup_required"],
+        true
+    );
+    let accounts = ttyward_cmd(&d.dir, &["admin", "list"], b"");
+    assert!(
+        !String::from_utf8_lossy(&accounts.stdout).contains("intruder"),
+        "a wrong code created an account: {accounts:?}"
+    );
+    assert_eq!(
+        d.web.try_login_bearer("intruder", ADMIN_PASSWORD).status,
+        401
+    );
+
+    let r = setup(code, "owner");
+    assert_eq!(r.status, 201, "right code: {}", r.text());
+    let r = setup(code, "second");
+    assert_eq!(r.status, 409, "code used twice: {}", r.text());
+    assert!(!code_file.exists(), "the setup code file outlived its use");
+
+    let token = d.web.login_bearer("owner", ADMIN_PASSWORD);
+    let me = d.web.get("/api/v1/me", Some(&token));
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["name"], "owner");
+    assert_eq!(me.json()["group"], "Administrator");
+    assert_eq!(d.web.try_login_bearer("second", ADMIN_PASSWORD).status, 401);
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(applied["setup_required"], false, "{applied}");
+
+    wait_for_events(
+        &d.dir,
+        &[
+            "setup-code-used",
+            "setup-code-refused",
+            "first-admin-created",
+        ],
+        Duration::from_secs(10),
+    );
+}
+
+/// Lockout: after `max_failures` wrong passwords the right one is refused
+/// too, from that address only, until the lockout time has passed.
+#[test]
+fn lockout_after_n_failures_even_with_the_right_password_then_lifts() {
+    // The store counts lockout time in whole seconds: a 3 s lockout holds
+    // for at least 2 s, time enough to look at it on a busy machine.
+    let d = start(
+        "web-lockout",
+        "[security.login.lockout]\nmax_failures = 3\nlockout_s = 3\n",
+        false,
+    );
+    let mut third_sent = Instant::now();
+    for i in 0..3 {
+        third_sent = Instant::now();
+        let r = d.web.try_login_bearer(ADMIN, "not-the-password");
+        assert_eq!(r.status, 401, "wrong password {i}: {}", r.text());
+    }
+    // The lock began no earlier than `third_sent`, so it holds at least
+    // until `third_sent` + 2 s.
+    let surely_locked_until = third_sent + Duration::from_secs(2);
+    let r = d.web.try_login_bearer(ADMIN, ADMIN_PASSWORD);
+    assert_eq!(r.status, 401, "right password while locked: {}", r.text());
+    assert_eq!(r.error_code(), "login-failed");
+
+    // The lock is for (account, 127.0.0.1): the same account from another
+    // address gets in meanwhile, and 127.0.0.1 is still locked after that.
+    let elsewhere = d.web.with_source(LOCALHOST_2);
+    let r = elsewhere.try_login_bearer(ADMIN, ADMIN_PASSWORD);
+    assert_eq!(
+        r.status,
+        200,
+        "from 127.0.0.2 during the lock: {}",
+        r.text()
+    );
+    let r = d.web.try_login_bearer(ADMIN, ADMIN_PASSWORD);
+    assert!(
+        Instant::now() < surely_locked_until,
+        "too slow to look at the lock ({:?} since it began)",
+        third_sent.elapsed()
+    );
+    assert_eq!(
+        r.status,
+        401,
+        "127.0.0.1 after 127.0.0.2 logged in: {}",
+        r.text()
+    );
+
+    let deadline = third_sent + Duration::from_secs(6);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let r = d.web.try_login_bearer(ADMIN, ADMIN_PASSWORD);
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert!(
+            Instant::now() < deadline,
+            "still locked {:?} after a 3 s lockout ({tries} tries)",
+            third_sent.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        Instant::now() >= surely_locked_until,
+        "the lock lifted after {:?}, before its time",
+        third_sent.elapsed()
+    );
+    wait_for_events(&d.dir, &["account-locked"], Duration::from_secs(10));
+}
+
+/// Disabling an account ends its sessions at once and refuses its logins;
+/// so does deleting it.
+#[test]
+fn disabled_account_loses_its_sessions_at_once() {
+    let d = start("web-disable", "", false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let r = d.web.json(
+        "POST",
+        "/api/v1/accounts",
+        Some(&admin),
+        &json!({"name": OP, "group": "Operator", "password": OP_PASSWORD}),
+    );
+    assert_eq!(r.status, 201, "create op: {}", r.text());
+    assert_eq!(r.json()["group"], "Operator");
+
+    let op = d.web.login_bearer(OP, OP_PASSWORD);
+    let me = d.web.get("/api/v1/me", Some(&op));
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["name"], OP);
+
+    let r = d.web.json(
+        "PATCH",
+        "/api/v1/accounts/op",
+        Some(&admin),
+        &json!({"active": false}),
+    );
+    assert_eq!(r.status, 204, "disable: {}", r.text());
+    let me = d.web.get("/api/v1/me", Some(&op));
+    assert_eq!(me.status, 401, "disabled account's session: {}", me.text());
+    let r = d.web.try_login_bearer(OP, OP_PASSWORD);
+    assert_eq!(r.status, 401, "disabled account's login: {}", r.text());
+
+    let r = d.web.json(
+        "PATCH",
+        "/api/v1/accounts/op",
+        Some(&admin),
+        &json!({"active": true}),
+    );
+    assert_eq!(r.status, 204, "enable: {}", r.text());
+    let op = d.web.login_bearer(OP, OP_PASSWORD);
+    assert_eq!(d.web.get("/api/v1/me", Some(&op)).status, 200);
+    let r = d
+        .web
+        .request(
+            "DELETE",
+            "/api/v1/accounts/op",
+            &[("Authorization", &format!("Bearer {admin}"))],
+            b"",
+        )
+        .expect("DELETE");
+    assert_eq!(r.status, 204, "delete: {}", r.text());
+    let me = d.web.get("/api/v1/me", Some(&op));
+    assert_eq!(me.status, 401, "deleted account's session: {}", me.text());
+    let r = d.web.try_login_bearer(OP, OP_PASSWORD);
+    assert_eq!(r.status, 401, "deleted account's login: {}", r.text());
+    let accounts = d.web.get("/api/v1/accounts", Some(&admin)).json();
+    assert!(
+        accounts
+            .as_array()
+            .expect("accounts")
+            .iter()
+            .all(|a| a["name"] != OP),
+        "{accounts}"
+    );
+}
+
+/// A request body for the table.
+enum Body {
+    None,
+    Json(Value),
+    Toml(&'static str),
+}
+
+/// One row of the route table: a route of the OpenAPI document, a
+/// concrete request to it, and what an Operator and a caller without a
+/// session get.
+struct Route {
+    method: &'static str,
+    /// The path as the OpenAPI document spells it.
+    path: &'static str,
+    /// What is requested (placeholders filled in).
+    url: String,
+    body: Body,
+    operator: u16,
+    anonymous: u16,
+}
+
+impl Route {
+    fn send(&self, client: &Client, token: Option<&str>) -> Response {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(a) = auth.as_deref() {
+            headers.push(("Authorization", a));
+        }
+        let bytes = match &self.body {
+            Body::None => Vec::new(),
+            Body::Json(v) => {
+                headers.push(("Content-Type", "application/json"));
+                serde_json::to_vec(v).expect("json")
+            }
+            Body::Toml(t) => {
+                headers.push(("Content-Type", "application/toml"));
+                t.as_bytes().to_vec()
+            }
+        };
+        client
+            .request(self.method, &self.url, &headers, &bytes)
+            .unwrap_or_else(|e| panic!("{} {}: {e}", self.method, self.url))
+    }
+}
+
+/// Every (METHOD, path) of the OpenAPI document.
+fn openapi_routes(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in [
+            "get", "put", "post", "delete", "options", "head", "patch", "trace",
+        ] {
+            if item.get(method).is_some() {
+                out.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The Operator (built-in group without Security, Account Management,
+/// Security events and configuration import/export) is refused every such
+/// action with 403, and may do the rest; without a session everything but
+/// the public routes is 401. The table covers exactly the routes of the
+/// OpenAPI document, so a new route without an expectation fails here.
+#[test]
+fn operator_is_refused_every_security_and_account_management_action() {
+    let d = start("web-operator", "", false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let r = d.web.json(
+        "POST",
+        "/api/v1/accounts",
+        Some(&admin),
+        &json!({"name": OP, "group": "Operator", "password": OP_PASSWORD}),
+    );
+    assert_eq!(r.status, 201, "create op: {}", r.text());
+    let admin_session = d.web.get("/api/v1/me", Some(&admin)).json()["session_id"]
+        .as_i64()
+        .expect("admin session id");
+    let op = d.web.login_bearer(OP, OP_PASSWORD);
+    // The admin's logins made Security events; an Administrator sees them.
+    let all = d.web.get("/api/v1/events?limit=1000", Some(&admin));
+    assert_eq!(all.status, 200, "{}", all.text());
+    assert!(
+        all.json()["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["category"] == "security"),
+        "no security event to hide: {}",
+        all.text()
+    );
+    let csv = d
+        .web
+        .get("/api/v1/events/export?format=csv", Some(&admin))
+        .text();
+    assert!(csv.contains(",security,"), "{csv}");
+
+    let openapi = d.web.get("/api/v1/openapi.json", None);
+    assert_eq!(openapi.status, 200, "{}", openapi.text());
+    let documented = openapi_routes(&openapi.json());
+
+    let route = |method, path, url: &str, body, operator, anonymous| Route {
+        method,
+        path,
+        url: url.to_owned(),
+        body,
+        operator,
+        anonymous,
+    };
+    let op_login = json!({"name": OP, "password": OP_PASSWORD, "bearer": true});
+    let setup = json!({"setup_code": "AAAAA-AAAAA-AAAAA-AAAAA", "name": "mallory", "password": OP_PASSWORD});
+    // The wrong old password: refused for that, not for want of a permission.
+    let own_password =
+        json!({"old_password": "not-my-password", "new_password": "Another-Long-Pass-9"});
+    let new_admin = json!({"name": "mallory", "group": "Administrator", "password": OP_PASSWORD});
+    let escalate = json!({"permissions": ["security.change", "accounts.change"]});
+    let end_admin = format!("/api/v1/sessions/{admin_session}");
+    let r = d.web.json(
+        "POST",
+        "/api/v1/api-tokens",
+        Some(&admin),
+        &json!({"name": "nightly backup", "account": ADMIN}),
+    );
+    assert_eq!(r.status, 201, "admin creates an API token: {}", r.text());
+    let api_token = r.json()["token"].as_str().expect("token").to_owned();
+    let revoke = format!("/api/v1/api-tokens/{}", r.json()["info"]["id"]);
+    let backdoor = json!({"name": "backdoor", "account": OP});
+    let port = json!([{"number": 1, "device": "sim:echo",
+        "mode": {"type": "tcp-server", "bind": ["127.0.0.1"], "local_port": 0}}]);
+    let j = |v: Value| Body::Json(v);
+    // (method, OpenAPI path, request, body, as Operator, without a session)
+    #[rustfmt::skip]
+    let table = vec![
+        route("GET", "/api/v1/login", "/api/v1/login", Body::None, 200, 200),
+        route("POST", "/api/v1/login", "/api/v1/login", j(op_login), 200, 200),
+        route("POST", "/api/v1/setup", "/api/v1/setup", j(setup), 409, 409),
+        route("GET", "/api/v1/me", "/api/v1/me", Body::None, 200, 401),
+        route("PUT", "/api/v1/me/password", "/api/v1/me/password", j(own_password), 422, 401),
+        route("GET", "/api/v1/system", "/api/v1/system", Body::None, 200, 401),
+        route("GET", "/api/v1/ports", "/api/v1/ports", Body::None, 200, 401),
+        route("GET", "/api/v1/accounts", "/api/v1/accounts", Body::None, 403, 401),
+        route("POST", "/api/v1/accounts", "/api/v1/accounts", j(new_admin), 403, 401),
+        route("PATCH", "/api/v1/accounts/{name}", "/api/v1/accounts/admin", j(json!({"active": false})), 403, 401),
+        route("PATCH", "/api/v1/accounts/{name}", "/api/v1/accounts/admin", j(json!({"password": "Operator-Owns-You-1"})), 403, 401),
+        route("PATCH", "/api/v1/accounts/{name}", "/api/v1/accounts/op", j(json!({"group": "Administrator"})), 403, 401),
+        route("DELETE", "/api/v1/accounts/{name}", "/api/v1/accounts/admin", Body::None, 403, 401),
+        route("GET", "/api/v1/groups", "/api/v1/groups", Body::None, 403, 401),
+        route("PUT", "/api/v1/groups/{name}", "/api/v1/groups/escalate", j(escalate), 403, 401),
+        route("DELETE", "/api/v1/groups/{name}", "/api/v1/groups/Operator", Body::None, 403, 401),
+        route("GET", "/api/v1/sessions", "/api/v1/sessions", Body::None, 200, 401),
+        route("DELETE", "/api/v1/sessions/{id}", &end_admin, Body::None, 403, 401),
+        route("GET", "/api/v1/api-tokens", "/api/v1/api-tokens", Body::None, 403, 401),
+        route("POST", "/api/v1/api-tokens", "/api/v1/api-tokens", j(backdoor), 403, 401),
+        route("DELETE", "/api/v1/api-tokens/{id}", &revoke, Body::None, 403, 401),
+        route("POST", "/api/v1/lockouts/unlock", "/api/v1/lockouts/unlock", j(json!({"account": ADMIN})), 403, 401),
+        route("GET", "/api/v1/certificate", "/api/v1/certificate", Body::None, 403, 401),
+        route("GET", "/api/v1/certificate/export", "/api/v1/certificate/export", Body::None, 403, 401),
+        route("POST", "/api/v1/certificate/regenerate", "/api/v1/certificate/regenerate", Body::None, 403, 401),
+        route("POST", "/api/v1/certificate/import", "/api/v1/certificate/import", j(json!({"certificate": "x", "key": "y"})), 403, 401),
+        route("GET", "/api/v1/config", "/api/v1/config", Body::None, 200, 401),
+        route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"security": {"login": {"message": "the operator was here"}}})), 403, 401),
+        route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"security": {"login": {"lockout": {"enabled": false}}}})), 403, 401),
+        route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"security": {"allowlist": {"enabled": true, "entries": [{"address": "127.0.0.1", "netmask": "255.0.0.0"}]}}})), 403, 401),
+        route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"security": {"dos": {"enabled": false}}})), 403, 401),
+        route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"security": {"password_policy": {"min_length": 12}}})), 403, 401),
+        route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"services": {"web": {"bind": ["127.0.0.1"], "https_port": 0, "enabled": false}}})), 403, 401),
+        route("PATCH", "/api/v1/config", "/api/v1/config?force=true", j(json!({"ports": port.clone(), "security": {"login": {"message": "smuggled"}}})), 403, 401),
+        route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"ports": port})), 200, 401),
+        route("GET", "/api/v1/config/export", "/api/v1/config/export", Body::None, 403, 401),
+        route("POST", "/api/v1/config/import", "/api/v1/config/import", Body::Toml(WEB_ONLY), 403, 401),
+        route("GET", "/api/v1/events", "/api/v1/events?limit=1000", Body::None, 200, 401),
+        route("GET", "/api/v1/events/export", "/api/v1/events/export?format=json", Body::None, 200, 401),
+        route("GET", "/api/v1/events/export", "/api/v1/events/export?format=csv", Body::None, 200, 401),
+        // Last: it ends the Operator's session.
+        route("POST", "/api/v1/logout", "/api/v1/logout", Body::None, 204, 401),
+    ];
+
+    let covered: BTreeSet<(String, String)> = table
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    let missing: Vec<_> = documented.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an expectation: {missing:?}"
+    );
+    let stale: Vec<_> = covered.difference(&documented).collect();
+    assert!(
+        stale.is_empty(),
+        "expectations for undocumented routes: {stale:?}"
+    );
+
+    let mut wrong = Vec::new();
+    for r in &table {
+        let got = r.send(&d.web, Some(&op));
+        if got.status != r.operator {
+            wrong.push(format!(
+                "Operator {} {}: expected {}, got {} {}",
+                r.method,
+                r.url,
+                r.operator,
+                got.status,
+                got.text()
+            ));
+            continue;
+        }
+        if got.status == 403 {
+            assert_eq!(got.error_code(), "forbidden", "{} {}", r.method, r.url);
+        }
+        match (r.method, r.path) {
+            ("GET", "/api/v1/config") => {
+                let config = got.json();
+                let sections: BTreeSet<&str> = config
+                    .as_object()
+                    .expect("object")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert!(
+                    !sections.contains("security") && !sections.contains("services"),
+                    "the Operator sees {sections:?}"
+                );
+            }
+            ("GET", "/api/v1/events") => {
+                let events = got.json();
+                let events = events["events"].as_array().expect("events");
+                assert!(!events.is_empty(), "the Operator sees no event at all");
+                assert!(
+                    events.iter().all(|e| e["category"] != "security"),
+                    "the Operator sees Security events: {events:?}"
+                );
+            }
+            ("GET", "/api/v1/events/export") if r.url.ends_with("json") => {
+                let events = got.json();
+                let events = events.as_array().expect("exported events");
+                assert!(
+                    events.iter().all(|e| e["category"] != "security"),
+                    "the Operator exports Security events: {events:?}"
+                );
+            }
+            ("GET", "/api/v1/events/export") => {
+                let csv = got.text();
+                assert!(
+                    !csv.to_ascii_lowercase().contains(",security,"),
+                    "the Operator exports Security events:\n{csv}"
+                );
+            }
+            ("GET", "/api/v1/sessions") => {
+                let sessions = got.json();
+                assert!(
+                    sessions
+                        .as_array()
+                        .expect("sessions")
+                        .iter()
+                        .all(|s| s["account"] == OP),
+                    "the Operator sees others' sessions: {sessions}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Nothing the Operator was refused happened.
+    let accounts = d.web.get("/api/v1/accounts", Some(&admin));
+    assert_eq!(
+        accounts.status,
+        200,
+        "the admin's session survived: {}",
+        accounts.text()
+    );
+    let config = d.web.get("/api/v1/config", Some(&admin)).json();
+    assert_eq!(config["security"]["login"]["message"], "", "{config}");
+    assert_eq!(
+        config["ports"].as_array().map(Vec::len),
+        Some(1),
+        "the Operator's port change did not happen: {config}"
+    );
+    assert_eq!(
+        config["security"]["allowlist"]["enabled"], false,
+        "{config}"
+    );
+    let me = d.web.get("/api/v1/me", Some(&api_token));
+    assert_eq!(
+        me.status,
+        200,
+        "the admin's API token survived: {}",
+        me.text()
+    );
+    // The Administrator can still log in (login_bearer asserts it).
+    d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+
+    for r in &table {
+        let got = r.send(&d.web, None);
+        if got.status != r.anonymous {
+            wrong.push(format!(
+                "no session {} {}: expected {}, got {} {}",
+                r.method,
+                r.url,
+                r.anonymous,
+                got.status,
+                got.text()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A session cookie alone does not authorise a change: a POST needs this
+/// device's own Origin. Form-encoded logins (what a cross-site form can
+/// send without preflight) are refused.
+#[test]
+fn csrf_cross_origin_posts_are_refused() {
+    let d = start("web-csrf", "", false);
+    let r = d.web.json(
+        "POST",
+        "/api/v1/login",
+        None,
+        &json!({"name": ADMIN, "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.json().get("token").is_none(),
+        "a cookie login put the token in the body"
+    );
+    let set_cookie = r.header("set-cookie").expect("Set-Cookie").to_owned();
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let pair = set_cookie.split(';').next().expect("name=value").trim();
+    assert!(pair.starts_with("__Host-ttyward="), "{set_cookie}");
+    let ours = format!("https://{}", d.web.host());
+
+    let post = |origin: Option<&str>| {
+        let mut headers = vec![("Cookie", pair)];
+        if let Some(o) = origin {
+            headers.push(("Origin", o));
+        }
+        d.web
+            .request("POST", "/api/v1/logout", &headers, b"")
+            .expect("POST /logout")
+    };
+    let me = || {
+        d.web
+            .request("GET", "/api/v1/me", &[("Cookie", pair)], b"")
+            .expect("GET /me")
+    };
+    assert_eq!(me().status, 200, "the cookie works");
+    let r = post(Some("https://evil.example"));
+    assert_eq!(r.status, 403, "foreign Origin: {}", r.text());
+    assert_eq!(r.error_code(), "cross-origin");
+    let r = post(None);
+    assert_eq!(r.status, 403, "no Origin: {}", r.text());
+    assert_eq!(r.error_code(), "cross-origin");
+    let r = post(Some(&format!("http://{}", d.web.host())));
+    assert_eq!(r.status, 403, "plain-http Origin: {}", r.text());
+    assert_eq!(me().status, 200, "a refused logout ended the session");
+    let r = post(Some(&ours));
+    assert_eq!(r.status, 204, "own Origin: {}", r.text());
+    assert_eq!(me().status, 401, "the session outlived its logout");
+
+    let form = format!("name={ADMIN}&password={ADMIN_PASSWORD}");
+    let r = d
+        .web
+        .request(
+            "POST",
+            "/api/v1/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+        .expect("form POST");
+    assert_eq!(r.status, 415, "form login: {}", r.text());
+    assert!(r.header("set-cookie").is_none(), "form login set a cookie");
+    // A login posted from another site's page.
+    let body =
+        serde_json::to_vec(&json!({"name": ADMIN, "password": ADMIN_PASSWORD})).expect("json");
+    let r = d
+        .web
+        .request(
+            "POST",
+            "/api/v1/login",
+            &[
+                ("Content-Type", "application/json"),
+                ("Origin", "https://evil.example"),
+            ],
+            &body,
+        )
+        .expect("cross-site login");
+    assert_eq!(r.status, 403, "cross-site login: {}", r.text());
+    assert!(
+        r.header("set-cookie").is_none(),
+        "cross-site login set a cookie"
+    );
+}
+
+/// (what, method, path, headers, body, status, error code or "*" for any)
+type BadRequest<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
+/// Bad requests get a JSON error with a 4xx status and a stable code, and
+/// never a 5xx, a panic message, a source path or the version.
+#[test]
+fn bad_requests_get_json_errors_and_never_a_5xx() {
+    let d = start("web-bad", "", false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let bearer = format!("Bearer {admin}");
+    let json_type = ("Content-Type", "application/json");
+    let huge = {
+        let mut b = br#"{"name":"admin","password":""#.to_vec();
+        b.resize(2 * 1024 * 1024, b'x');
+        b.extend_from_slice(br#""}"#);
+        b
+    };
+    let bad_fields = json!({
+        "ports": [{"device": "sim:echo", "serial": {"baud": 10, "parity": "purple"}}],
+        "security": {"dos": {"accept_rate": 0}},
+        "event_log": {"capacity": 5},
+    });
+    let bad_fields_body = serde_json::to_vec(&bad_fields).expect("json");
+    let auth = ("Authorization", bearer.as_str());
+    let toml_type = ("Content-Type", "application/toml");
+    let text_type = ("Content-Type", "text/plain");
+    let b = |s: &[u8]| s.to_vec();
+    // (what, method, path, headers, body, status, error code or "*" for any)
+    #[rustfmt::skip]
+    let cases: Vec<BadRequest> = vec![
+        ("malformed JSON", "POST", "/api/v1/login", vec![json_type], b(br#"{"name": "admin", "password": "#), 400, "malformed-json"),
+        ("not JSON at all", "POST", "/api/v1/login", vec![json_type], b(b"\xff\xfe garbage"), 400, "malformed-json"),
+        ("wrong shape", "POST", "/api/v1/login", vec![json_type], b(br#"{"name": 5, "password": ["x"]}"#), 422, "invalid"),
+        ("unknown field", "POST", "/api/v1/login", vec![json_type], b(br#"{"name": "admin", "password": "x", "role": "root"}"#), 422, "invalid"),
+        ("wrong content type", "POST", "/api/v1/login", vec![text_type], b(br#"{"name": "admin", "password": "x"}"#), 415, "unsupported-media-type"),
+        ("no content type", "POST", "/api/v1/login", vec![], b(br#"{"name": "admin", "password": "x"}"#), 415, "unsupported-media-type"),
+        ("2 MiB body", "POST", "/api/v1/login", vec![json_type], huge, 413, "too-large"),
+        ("unknown API route", "GET", "/api/v1/no-such-route", vec![], vec![], 404, "not-found"),
+        ("unknown page", "GET", "/no/such/page.php", vec![], vec![], 404, "not-found"),
+        ("path traversal", "GET", "/api/v1/../../etc/passwd", vec![], vec![], 404, "not-found"),
+        ("several bad fields", "PATCH", "/api/v1/config", vec![json_type, auth], bad_fields_body, 422, "invalid-config"),
+        ("config that is not an object", "PATCH", "/api/v1/config", vec![json_type, auth], b(b"[1, 2]"), 400, "bad-request"),
+        ("import sent as JSON", "POST", "/api/v1/config/import", vec![json_type, auth], b(b"{}"), 415, "unsupported-media-type"),
+        ("import of broken TOML", "POST", "/api/v1/config/import", vec![toml_type, auth], b(b"ports = [[[\n"), 422, "invalid-config"),
+        ("bad event filter", "GET", "/api/v1/events?severity=apocalyptic", vec![auth], vec![], 422, "invalid"),
+        ("bad query value", "GET", "/api/v1/events?limit=lots", vec![auth], vec![], 400, "bad-request"),
+        ("bad force flag", "PATCH", "/api/v1/config?force=perhaps", vec![json_type, auth], b(b"{}"), 400, "bad-request"),
+        ("bad session id", "DELETE", "/api/v1/sessions/not-a-number", vec![auth], vec![], 400, "bad-request"),
+        ("bad API token id", "DELETE", "/api/v1/api-tokens/x", vec![auth], vec![], 400, "bad-request"),
+        ("wrong method", "DELETE", "/api/v1/login", vec![], vec![], 405, "*"),
+    ];
+    let version = env!("CARGO_PKG_VERSION");
+    let mut wrong = Vec::new();
+    for (what, method, path, headers, body, status, code) in &cases {
+        let r = d
+            .web
+            .request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{what}: {method} {path}: {e}"));
+        let whole = r.whole();
+        assert!(r.status < 500, "{what}: {}", whole);
+        for leak in ["panicked", "/src/", ".rs", version] {
+            assert!(
+                !whole.contains(leak),
+                "{what}: the answer contains {leak:?}:\n{whole}"
+            );
+        }
+        let got_code = serde_json::from_slice::<Value>(&r.body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+        let code_ok = got_code.as_deref() == Some(*code) || (*code == "*" && got_code.is_some());
+        if r.status != *status || !code_ok {
+            wrong.push(format!(
+                "{what}: {method} {path}: expected {status} {code}, got {} {:?} (Content-Type {:?}) {}",
+                r.status,
+                got_code,
+                r.header("content-type"),
+                r.text()
+            ));
+            continue;
+        }
+        assert!(
+            r.header("content-type")
+                .is_some_and(|t| t.starts_with("application/json")),
+            "{what}: {:?}",
+            r.header("content-type")
+        );
+        if *what == "several bad fields" {
+            let error = r.json();
+            let paths: BTreeSet<&str> = error["error"]["fields"]
+                .as_array()
+                .expect("fields")
+                .iter()
+                .map(|f| f["path"].as_str().expect("path"))
+                .collect();
+            for expected in [
+                "ports[0].serial.baud",
+                "ports[0].serial.parity",
+                "security.dos.accept_rate",
+                "event_log.capacity",
+            ] {
+                assert!(paths.contains(expected), "{expected} not in {paths:?}");
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Nothing changed, and the server still answers.
+    let config = d.web.get("/api/v1/config", Some(&admin));
+    assert_eq!(config.status, 200);
+    assert_eq!(config.json()["event_log"]["capacity"], 10_000);
+}
+
+/// The allowlist may not shut out the address that changes it unless the
+/// change is forced; forced, the next connection from that address is
+/// closed before the TLS handshake completes, and that is logged.
+#[test]
+fn allowlist_change_that_would_lock_out_the_caller_is_refused_unless_forced() {
+    let mut d = start("web-allowlist", "", false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let patch = json!({"security": {"allowlist": {"enabled": true,
+        "entries": [{"address": "10.0.0.1", "netmask": "255.255.255.255"}]}}});
+    let r = d.web.json("PATCH", "/api/v1/config", Some(&admin), &patch);
+    assert_eq!(r.status, 409, "unforced lock-out: {}", r.text());
+    assert_eq!(r.error_code(), "conflict");
+    let config = d.web.get("/api/v1/config", Some(&admin)).json();
+    assert_eq!(
+        config["security"]["allowlist"]["enabled"], false,
+        "{config}"
+    );
+
+    let r = d
+        .web
+        .json("PATCH", "/api/v1/config?force=true", Some(&admin), &patch);
+    assert_eq!(r.status, 200, "forced: {}", r.text());
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(
+        web_addr(&applied),
+        d.web.addr,
+        "the web console moved: the refusal below would prove nothing"
+    );
+
+    for client in [d.web.clone(), d.web.with_source(LOCALHOST_2)] {
+        assert!(
+            client.connect().is_err(),
+            "a TLS handshake completed from a source the allowlist refuses"
+        );
+        assert!(
+            client.request("GET", "/api/v1/login", &[], b"").is_err(),
+            "a request was answered from a source the allowlist refuses"
+        );
+    }
+    let events = wait_for_events(&d.dir, &["allowlist-refused"], Duration::from_secs(10));
+    let refused = events
+        .iter()
+        .find(|e| e["event"] == "allowlist-refused")
+        .expect("allowlist-refused");
+    assert!(
+        refused["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("127.0.0.")),
+        "{refused}"
+    );
+    wait_for_events(&d.dir, &["allowlist-changed"], Duration::from_secs(10));
+}
+
+/// HSTS, a strict CSP, nosniff and a Referrer-Policy on answers of every
+/// kind.
+#[test]
+fn security_headers_on_every_response() {
+    let d = start("web-headers", "", false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let responses = [
+        ("200", d.web.get("/api/v1/login", None)),
+        ("200 with a session", d.web.get("/api/v1/me", Some(&admin))),
+        ("401", d.web.get("/api/v1/me", None)),
+        (
+            "403 / forbidden-origin",
+            d.web
+                .request(
+                    "POST",
+                    "/api/v1/logout",
+                    &[("Cookie", "__Host-ttyward=0000")],
+                    b"",
+                )
+                .expect("POST"),
+        ),
+        ("404", d.web.get("/no/such/page", None)),
+        (
+            "415",
+            d.web
+                .request(
+                    "POST",
+                    "/api/v1/login",
+                    &[("Content-Type", "text/plain")],
+                    b"x",
+                )
+                .expect("POST"),
+        ),
+        ("openapi", d.web.get("/api/v1/openapi.json", None)),
+    ];
+    for (what, r) in &responses {
+        let hsts = r.header("strict-transport-security").unwrap_or_default();
+        let max_age: u64 = hsts
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("max-age="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(max_age >= 31_536_000, "{what}: HSTS {hsts:?}\n{}", r.head);
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        for directive in [
+            "script-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{what}: CSP without {directive}: {csp:?}"
+            );
+        }
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{what}: {csp}"
+        );
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}\n{}",
+            r.head
+        );
+        let referrer = r.header("referrer-policy").unwrap_or_default();
+        assert!(
+            [
+                "no-referrer",
+                "same-origin",
+                "strict-origin",
+                "strict-origin-when-cross-origin"
+            ]
+            .contains(&referrer),
+            "{what}: Referrer-Policy {referrer:?}"
+        );
+    }
+    assert_eq!(responses[0].1.status, 200);
+    assert_eq!(responses[1].1.status, 200);
+    assert_eq!(responses[2].1.status, 401);
+    assert_eq!(responses[3].1.status, 403);
+    assert_eq!(responses[4].1.status, 404);
+    assert_eq!(responses[5].1.status, 415);
+}

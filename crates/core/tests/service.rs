@@ -459,15 +459,27 @@ async fn operator_is_refused_every_security_and_account_management_action() {
             c.security.dos.enabled = false;
             c
         }),
+        ("services", {
+            let mut c = base.clone();
+            c.services.web.enabled = false;
+            c
+        }),
+        // log.settings alone may not hide Security events.
+        ("switching off failed-login events", {
+            let mut c = base.clone();
+            c.event_log.disabled.push(EventId::LoginFailed);
+            c
+        }),
     ] {
         denied(s.update_config(&op, change, true).await.map(drop), what);
     }
     // What an Operator may do: serial settings and reading non-security events.
     let mut c = base.clone();
     c.event_log.capacity = 20_000;
+    c.event_log.disabled.push(EventId::PortConnected);
     s.update_config(&op, c, false)
         .await
-        .expect("operator changes log settings");
+        .expect("operator changes log settings and switches off non-security events");
     let page = s
         .query_events(&op, EventQuery::default())
         .await
@@ -611,22 +623,42 @@ async fn api_tokens_act_as_their_account_until_revoked_or_disabled() {
         .expect("created");
     assert_eq!(info.account, "op");
     let presented = SessionToken::presented(&token);
-    let caller = s.authenticate(&presented, net(9), Interface::Api).await.expect("token works");
+    let caller = s
+        .authenticate(&presented, net(9), Interface::Api)
+        .await
+        .expect("token works");
     assert!(caller.may(Permission::SerialChange));
-    assert!(!caller.may(Permission::SecurityChange), "an Operator's token has an Operator's rights");
+    assert!(
+        !caller.may(Permission::SecurityChange),
+        "an Operator's token has an Operator's rights"
+    );
     // An Operator cannot mint tokens (not even for itself).
     let r = s.create_api_token(&caller, "mine", "op", None).await;
     assert!(matches!(r, Err(ServiceError::Forbidden { .. })), "{r:?}");
     // Disabling the account stops the token; enabling brings it back.
-    s.set_account_active(&me, "op", false).await.expect("disable");
-    assert!(s.authenticate(&presented, net(9), Interface::Api).await.is_err());
+    s.set_account_active(&me, "op", false)
+        .await
+        .expect("disable");
+    assert!(
+        s.authenticate(&presented, net(9), Interface::Api)
+            .await
+            .is_err()
+    );
     s.set_account_active(&me, "op", true).await.expect("enable");
-    assert!(s.authenticate(&presented, net(9), Interface::Api).await.is_ok());
+    assert!(
+        s.authenticate(&presented, net(9), Interface::Api)
+            .await
+            .is_ok()
+    );
     let listed = s.api_tokens(&me).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].last_source.as_deref(), Some("127.0.0.9"));
     s.revoke_api_token(&me, info.id).await.expect("revoke");
-    assert!(s.authenticate(&presented, net(9), Interface::Api).await.is_err());
+    assert!(
+        s.authenticate(&presented, net(9), Interface::Api)
+            .await
+            .is_err()
+    );
     let r = s.create_api_token(&me, "", "op", None).await;
     assert!(matches!(r, Err(ServiceError::Invalid(_))), "{r:?}");
 }

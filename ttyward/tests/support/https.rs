@@ -114,7 +114,7 @@ impl Client {
 
     /// The same client, connecting from source address `ip` (any of
     /// 127/8 works on Linux loopback).
-    pub fn from_source(&self, ip: IpAddr) -> Client {
+    pub fn with_source(&self, ip: IpAddr) -> Client {
         Client {
             source: Some(ip),
             ..self.clone()
@@ -198,7 +198,7 @@ impl Client {
         // large body: a failed write is not the end, the answer may be
         // waiting.
         let sent = tls.write_all(body).and_then(|()| tls.flush());
-        match read_response(&mut tls, method == "HEAD") {
+        match read_response(&mut ReadOnly(&mut tls), method == "HEAD") {
             Ok(r) => Ok(r),
             Err(e) => Err(sent.err().unwrap_or(e)),
         }
@@ -254,6 +254,26 @@ impl Client {
             None,
             &serde_json::json!({"name": name, "password": password, "bearer": true}),
         )
+    }
+}
+
+/// Reads a TLS stream without first flushing what is still to be sent
+/// (`StreamOwned::read` does, and fails with EPIPE once the server has
+/// closed on a body it did not want to read, losing its answer).
+struct ReadOnly<'a>(&'a mut Tls);
+
+impl Read for ReadOnly<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Tls { conn, sock } = &mut *self.0;
+        // Each round reads from the socket (or sees its end), so this ends.
+        loop {
+            match conn.reader().read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            conn.read_tls(sock)?;
+            conn.process_new_packets().map_err(std::io::Error::other)?;
+        }
     }
 }
 

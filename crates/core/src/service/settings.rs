@@ -127,6 +127,22 @@ fn differences(old: &Config, new: &Config) -> Vec<(String, Permission, Option<Ev
             Permission::LogSettings,
             Some(EventId::EventLogSettingsChanged),
         ));
+        // Switching Security events off would hide activity from those who
+        // may read it; it takes the right to read them.
+        let security = |s: &crate::event_log::EventLogSettings| -> Vec<EventId> {
+            s.disabled
+                .iter()
+                .copied()
+                .filter(|e| e.category() == crate::event_log::Category::Security)
+                .collect()
+        };
+        if security(&old.event_log) != security(&new.event_log) {
+            out.push((
+                "recorded Security events".into(),
+                Permission::LogSecurity,
+                None,
+            ));
+        }
     }
     out
 }

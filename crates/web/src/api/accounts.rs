@@ -5,13 +5,13 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use ttyward_core::permission::Permission;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, Auth, Body};
+use super::{ApiError, AppState, Auth, Body, PathArg};
 use crate::api::error::ErrorBody;
 
 /// An account as listed (never a password or hash).
@@ -110,7 +110,7 @@ pub struct AccountChange {
 pub async fn update_account(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(name): Path<String>,
+    PathArg(name): PathArg<String>,
     Body(change): Body<AccountChange>,
 ) -> Result<StatusCode, ApiError> {
     let s = &state.service;
@@ -137,7 +137,7 @@ pub async fn update_account(
 pub async fn delete_account(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(name): Path<String>,
+    PathArg(name): PathArg<String>,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_account(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -194,7 +194,7 @@ pub struct GroupPermissions {
 pub async fn put_group(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(name): Path<String>,
+    PathArg(name): PathArg<String>,
     Body(request): Body<GroupPermissions>,
 ) -> Result<StatusCode, ApiError> {
     let mut permissions = BTreeSet::new();
@@ -230,7 +230,7 @@ pub async fn put_group(
 pub async fn delete_group(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(name): Path<String>,
+    PathArg(name): PathArg<String>,
 ) -> Result<StatusCode, ApiError> {
     state.service.delete_group(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -283,7 +283,7 @@ pub async fn list_sessions(
 pub async fn end_session(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<i64>,
+    PathArg(id): PathArg<i64>,
 ) -> Result<StatusCode, ApiError> {
     state.service.end_session(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)

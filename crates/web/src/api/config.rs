@@ -5,7 +5,7 @@
 //! caller's permissions by the service.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use ttyward_core::permission::Permission;
 use ttyward_core::service::Caller;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, AppState, Auth, Body};
+use super::{ApiError, AppState, Auth, Body, QueryArg};
 use crate::api::error::ErrorBody;
 
 /// Which permission shows which part of the document.
@@ -119,7 +119,7 @@ pub struct Changed {
 pub async fn patch_config(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Query(options): Query<ChangeOptions>,
+    QueryArg(options): QueryArg<ChangeOptions>,
     Body(patch): Body<Value>,
 ) -> Result<Json<Changed>, ApiError> {
     let Value::Object(patch) = patch else {
@@ -196,7 +196,7 @@ pub async fn export_config(
 pub async fn import_config(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Query(options): Query<ChangeOptions>,
+    QueryArg(options): QueryArg<ChangeOptions>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {

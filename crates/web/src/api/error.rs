@@ -79,7 +79,16 @@ impl ApiError {
 
     /// 400: a request that cannot be understood.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad-request", message)
+        ApiError::new(StatusCode::BAD_REQUEST, "bad-request", cut(&message.into()))
+    }
+
+    /// 405: the route exists, not with this method.
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "this API route does not take that method; the OpenAPI document lists the methods",
+        )
     }
 
     /// 415.

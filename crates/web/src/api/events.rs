@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use ttyward_core::event_log::{Category, EventId, EventQuery, ExportFormat, Order
 use ttyward_core::service::ServiceError;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, AppState, Auth};
+use super::{ApiError, AppState, Auth, QueryArg};
 use crate::api::error::ErrorBody;
 
 /// Filters, all optional; lists are comma-separated.
@@ -123,7 +123,7 @@ pub struct EventsPage {
 pub async fn query_events(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Query(filter): Query<EventFilter>,
+    QueryArg(filter): QueryArg<EventFilter>,
 ) -> Result<Json<EventsPage>, ApiError> {
     let page = state.service.query_events(&caller, filter.query()?).await?;
     Ok(Json(EventsPage {
@@ -153,8 +153,8 @@ pub struct ExportOptions {
 pub async fn export_events(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Query(options): Query<ExportOptions>,
-    Query(filter): Query<EventFilter>,
+    QueryArg(options): QueryArg<ExportOptions>,
+    QueryArg(filter): QueryArg<EventFilter>,
 ) -> Result<Response, ApiError> {
     let format: ExportFormat =
         options

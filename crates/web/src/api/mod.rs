@@ -141,6 +141,7 @@ pub fn app(state: AppState) -> Router {
             }
         }),
     );
+    let api = api.method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::console::routes())
@@ -260,6 +261,38 @@ fn check_origin(parts: &Parts) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::csrf())
+    }
+}
+
+/// A path parameter whose rejection (`/sessions/not-a-number`) is an API
+/// error in our format.
+#[derive(Debug)]
+pub struct PathArg<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathArg<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| PathArg(v))
+            .map_err(|r| ApiError::bad_request(r.body_text()))
+    }
+}
+
+/// Query parameters whose rejection (`?limit=lots`) is an API error in our
+/// format.
+#[derive(Debug)]
+pub struct QueryArg<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArg<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| QueryArg(v))
+            .map_err(|r| ApiError::bad_request(r.body_text()))
     }
 }
 

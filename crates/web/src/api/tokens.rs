@@ -3,13 +3,13 @@
 //! any time. A token acts with its account's current permissions.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use ttyward_core::api_token::ApiTokenInfo;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, Auth, Body};
+use super::{ApiError, AppState, Auth, Body, PathArg};
 use crate::api::error::ErrorBody;
 
 /// A token as listed (never its text).
@@ -119,7 +119,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    Path(id): Path<i64>,
+    PathArg(id): PathArg<i64>,
 ) -> Result<StatusCode, ApiError> {
     state.service.revoke_api_token(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)

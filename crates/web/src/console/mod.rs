@@ -114,7 +114,6 @@ impl<S: Send + Sync> FromRequestParts<S> for OwnOrigin {
     }
 }
 
-
 /// A logged-in page visitor: the caller, the CSRF token for its forms and
 /// the navigation its group may see.
 #[derive(Debug)]
