@@ -4,8 +4,10 @@
 
 mod support;
 
+mod browser;
 mod daemon;
 mod durability;
+mod interop;
 mod web;
 
 use std::io::{BufRead, Write};

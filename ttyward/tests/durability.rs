@@ -492,7 +492,7 @@ fn visit(port: u16, pty: &PtyPair, byte: u8) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("second client connects");
     s.write_all(&[byte]).expect("second client writes");
     assert_eq!(
-        read_fd_exact(&pty.master, 1, Duration::from_secs(5)),
+        read_fd_exact(&pty.master, 1, Duration::from_secs(20)),
         [byte],
         "the second client's byte reaches the device"
     );
@@ -534,7 +534,7 @@ mode = {{ type = "tcp-server", bind = ["127.0.0.1"], local_port = 0, max_connect
     let mut client = connect_when_served(("127.0.0.1", port), &pty);
     client.write_all(b"to the device").expect("write");
     assert_eq!(
-        read_fd_exact(&pty.master, 13, Duration::from_secs(5)),
+        read_fd_exact(&pty.master, 13, Duration::from_secs(20)),
         b"to the device"
     );
 
@@ -618,7 +618,7 @@ mode = {{ type = "tcp-server", bind = ["127.0.0.1"], local_port = 0, max_connect
     // The client that was connected all along is still served.
     client.write_all(b"after").expect("write");
     assert_eq!(
-        read_fd_exact(&pty.master, 5, Duration::from_secs(5)),
+        read_fd_exact(&pty.master, 5, Duration::from_secs(20)),
         b"after"
     );
     assert_eq!(daemon.stop(), Some(0));

@@ -903,7 +903,7 @@ fn bad_requests_get_json_errors_and_never_a_5xx() {
         ("unknown page", "GET", "/no/such/page.php", vec![], vec![], 404, "not-found"),
         ("path traversal", "GET", "/api/v1/../../etc/passwd", vec![], vec![], 404, "not-found"),
         ("several bad fields", "PATCH", "/api/v1/config", vec![json_type, auth], bad_fields_body, 422, "invalid-config"),
-        ("config that is not an object", "PATCH", "/api/v1/config", vec![json_type, auth], b(b"[1, 2]"), 400, "bad-request"),
+        ("config that is not an object", "PATCH", "/api/v1/config", vec![json_type, auth], b(b"[1, 2]"), 422, "invalid"),
         ("import sent as JSON", "POST", "/api/v1/config/import", vec![json_type, auth], b(b"{}"), 415, "unsupported-media-type"),
         ("import of broken TOML", "POST", "/api/v1/config/import", vec![toml_type, auth], b(b"ports = [[[\n"), 422, "invalid-config"),
         ("bad event filter", "GET", "/api/v1/events?severity=apocalyptic", vec![auth], vec![], 422, "invalid"),

@@ -53,10 +53,14 @@ const KEY_TEMP: &str = "system.key.new";
 /// Where [`DeviceCert::save`] writes the chain before renaming it into place.
 const CERT_TEMP: &str = "system.crt.new";
 
-/// Lifetime of a self-signed certificate: 825 days is the longest that
-/// Apple's TLS clients accept for a server certificate, so a browser that
-/// was told to trust it does not refuse it later for living too long.
-const SELF_SIGNED_DAYS: i64 = 825;
+/// Lifetime of a self-signed certificate: a year, the longest Mozilla's
+/// "intermediate" profile accepts (browsers cap server certificates at
+/// 398 days). The daemon makes a new one when it starts with less than
+/// [`RENEW_BEFORE_DAYS`] left.
+pub const SELF_SIGNED_DAYS: i64 = 365;
+/// A self-signed certificate closer than this to its end is replaced at
+/// start.
+pub const RENEW_BEFORE_DAYS: i64 = 30;
 /// The self-signed certificate starts an hour in the past so that a client
 /// whose clock runs a little behind the device's still accepts it.
 const SELF_SIGNED_BACKDATE_HOURS: i64 = 1;
@@ -355,7 +359,11 @@ impl DeviceCert {
         params.not_before = not_before;
         params.not_after = not_before + time::Duration::days(SELF_SIGNED_DAYS);
         params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
-        params.is_ca = IsCa::NoCa;
+        // basicConstraints CA:FALSE, subject and authority key identifiers:
+        // path validators (sslyze, OpenSSL with the certificate as its own
+        // trust anchor) require them.
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
 
@@ -1369,7 +1377,7 @@ mod tests {
     }
 
     #[test]
-    fn self_signed_certificate_names_the_host_and_uses_p256_for_825_days() {
+    fn self_signed_certificate_names_the_host_and_uses_p256_for_a_year() {
         let names = vec!["nport".to_owned(), "localhost".to_owned()];
         let addresses: Vec<IpAddr> = vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -1400,7 +1408,7 @@ mod tests {
             (started - 3600 - not_before).abs() <= 5,
             "starts an hour ago"
         );
-        assert_eq!(info.not_after_unix - not_before, 825 * 86_400);
+        assert_eq!(info.not_after_unix - not_before, SELF_SIGNED_DAYS * 86_400);
         assert_eq!(
             OffsetDateTime::parse(&info.not_after, &Rfc3339)
                 .expect("RFC 3339 end")

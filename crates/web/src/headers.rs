@@ -27,7 +27,10 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     set(h, CONTENT_SECURITY_POLICY, CSP);
     set(h, X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, X_FRAME_OPTIONS, "DENY");
-    set(h, REFERRER_POLICY, "no-referrer");
+    // same-origin, not no-referrer: under no-referrer browsers send
+    // `Origin: null` on form posts, and the CSRF check needs the real one.
+    // Nothing leaves the device either way.
+    set(h, REFERRER_POLICY, "same-origin");
     if !h.contains_key(CACHE_CONTROL) {
         set(h, CACHE_CONTROL, "no-store");
     }

@@ -80,13 +80,23 @@ impl DeviceTls {
     /// first start).
     pub fn open(dir: &std::path::Path) -> Result<Arc<DeviceTls>, crate::cert::CertError> {
         use crate::cert::{DeviceCert, host_identity};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let renew_from = crate::cert::RENEW_BEFORE_DAYS * 86_400;
         let cert = match DeviceCert::load(dir)? {
-            Some(cert) => cert,
-            None => {
+            // An imported certificate is the user's to replace; a
+            // self-signed one near its end is renewed here.
+            Some(cert)
+                if !(cert.info().self_signed && cert.info().not_after_unix - now < renew_from) =>
+            {
+                cert
+            }
+            _ => {
                 let (names, addresses) = host_identity();
                 let cert = DeviceCert::self_signed(&names, &addresses)?;
                 cert.save(dir)?;
-                tracing::info!("generated a self-signed certificate in {}", dir.display());
+                tracing::info!("made a self-signed certificate in {}", dir.display());
                 cert
             }
         };

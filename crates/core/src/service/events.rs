@@ -19,16 +19,11 @@ impl Service {
         query: EventQuery,
     ) -> Result<EventPage, ServiceError> {
         let query = self.visible(caller, query)?;
-        Ok(self
-            .inner
+        self.inner
             .store
-            .call(move |c| {
-                crate::event_log::query(c, &query).map_err(|e| crate::store::StoreError::Corrupt {
-                    what: "event log",
-                    detail: e.to_string(),
-                })
-            })
-            .await?)
+            .call(move |c| Ok(crate::event_log::query(c, &query)))
+            .await?
+            .map_err(from_log_error)
     }
 
     /// Write every event matching `query` to `out` (blocking; reads through
@@ -42,15 +37,12 @@ impl Service {
     ) -> Result<u64, ServiceError> {
         let query = self.visible(caller, query)?;
         let conn = crate::store::open_connection(self.inner.store.path())?;
-        crate::event_log::export(&conn, &query, format, out).map_err(|e| {
-            ServiceError::Store(crate::store::StoreError::Corrupt {
-                what: "event log",
-                detail: e.to_string(),
-            })
-        })
+        crate::event_log::export(&conn, &query, format, out).map_err(from_log_error)
     }
 
-    /// The query, narrowed to what the caller may read.
+    /// The query, narrowed to what the caller may read. Its text filters
+    /// are checked here too, so a bad one is the caller's error, not a
+    /// store failure.
     fn visible(&self, caller: &Caller, mut query: EventQuery) -> Result<EventQuery, ServiceError> {
         caller.require(Permission::LogView)?;
         if !caller.may(Permission::LogSecurity) {
@@ -67,5 +59,19 @@ impl Service {
             }
         }
         Ok(query)
+    }
+}
+
+/// A query the caller got wrong is `Invalid`; anything else is the store's.
+fn from_log_error(e: crate::event_log::EventLogError) -> ServiceError {
+    use crate::event_log::EventLogError as E;
+    match e {
+        E::TextTooLong { .. } | E::BadTime { .. } | E::UnknownFormat { .. } => {
+            ServiceError::Invalid(e.to_string())
+        }
+        other => ServiceError::Store(crate::store::StoreError::Corrupt {
+            what: "event log",
+            detail: other.to_string(),
+        }),
     }
 }

@@ -181,13 +181,11 @@ impl Service {
                 changed: Vec::new(),
             });
         }
-        if let Source::Net(ip) = caller.source
-            && !force_allowlist
-            && !new.security.allowlist.allows(ip, ServiceKind::Management)
-        {
-            return Err(ServiceError::Conflict(format!(
-                "this allowlist would lock out your own address {ip}; add it, or force the change if that is what you want"
-            )));
+        if let Source::Net(ip) = caller.source {
+            new.security
+                .allowlist
+                .check_self_lockout(ip, ServiceKind::Management, force_allowlist)
+                .map_err(|e| ServiceError::Conflict(e.to_string()))?;
         }
         let doc = serde_json::to_string(&new.to_value()).map_err(|e| StoreError::Corrupt {
             what: "configuration",

@@ -56,7 +56,12 @@ pub async fn list_accounts(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
-    /// Name: letters, digits, `.`, `_`, `-`.
+    /// Name: letters, digits, `.`, `_`, `-`; starts with a letter or digit.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )]
     pub name: String,
     /// Group: Administrator, Operator or a custom group.
     pub group: String,
@@ -179,12 +184,27 @@ pub async fn list_groups(
 #[serde(deny_unknown_fields)]
 pub struct GroupPermissions {
     /// Permission names, e.g. `["serial.view", "log.view"]`.
+    #[schema(value_type = Vec<PermissionName>)]
     pub permissions: Vec<String>,
 }
 
+/// A permission name (the schema lists the 15, taken from the code).
+pub struct PermissionName;
+
+impl utoipa::PartialSchema for PermissionName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Permission::ALL.map(|p| p.name())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PermissionName {}
+
 /// Create or change a custom group (needs `accounts.change`).
 #[utoipa::path(put, path = "/groups/{name}", tag = "accounts", request_body = GroupPermissions,
-    params(("name" = String, Path, description = "Group name")),
+    params(("name" = String, Path, description = "Group name: letters, digits, `.`, `_`, `-`", min_length = 1, max_length = 32, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$")),
     responses(
         (status = 204),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

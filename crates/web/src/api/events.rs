@@ -18,30 +18,56 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, AppState, Auth, QueryArg};
 use crate::api::error::ErrorBody;
 
+/// Which events come first.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderParam {
+    /// Newest first (the Log View).
+    #[default]
+    Newest,
+    /// Oldest first (following the log with `after`).
+    Oldest,
+}
+
 /// Filters, all optional; lists are comma-separated.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventFilter {
     /// Oldest time, RFC 3339 (e.g. `2026-05-01T12:00:00Z`).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Newest time, RFC 3339.
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Categories: system, network, security, maintenance, serial.
+    #[param(
+        pattern = r"^(system|network|security|maintenance|serial)(,(system|network|security|maintenance|serial))*$"
+    )]
     pub category: Option<String>,
     /// Severities: error, warning, notice, informational.
+    #[param(
+        pattern = r"^(error|warning|notice|informational)(,(error|warning|notice|informational))*$"
+    )]
     pub severity: Option<String>,
-    /// Event names from the catalog, e.g. `login-failed`.
+    /// Event names from the catalog, e.g. `login-failed` (a name the
+    /// catalog does not have matches nothing).
+    #[param(pattern = r"^[a-z0-9-]+(,[a-z0-9-]+)*$")]
     pub event: Option<String>,
     /// Text the message contains (case-insensitive).
+    #[param(max_length = 256)]
     pub text: Option<String>,
     /// The user recorded with the event.
+    #[param(max_length = 256)]
     pub user: Option<String>,
     /// `newest` (default) or `oldest` first.
-    pub order: Option<String>,
+    #[param(inline)]
+    pub order: Option<OrderParam>,
     /// Events per page (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Events to skip (paging).
-    pub offset: Option<u64>,
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
     /// Only events after this sequence number (following the log).
     pub after: Option<i64>,
 }
@@ -50,10 +76,14 @@ fn list<T: FromStr>(given: Option<&str>, what: &str) -> Result<Vec<T>, ApiError>
     let Some(given) = given else {
         return Ok(Vec::new());
     };
+    if given.trim().is_empty() {
+        return Err(
+            ServiceError::Invalid(format!("{what} is empty; leave it out to match any")).into(),
+        );
+    }
     given
         .split(',')
         .map(str::trim)
-        .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse().map_err(|_| {
                 ApiError::from(ServiceError::Invalid(format!(
@@ -71,33 +101,64 @@ fn time(given: Option<&str>) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
+/// Event names; `None` when names were given and none is in the catalog
+/// (the filter then matches nothing).
+fn event_names(given: Option<&str>) -> Result<Option<Vec<EventId>>, ApiError> {
+    let Some(given) = given else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut known = Vec::new();
+    for name in given.split(',') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(ServiceError::Invalid(
+                "event is a comma-separated list of event names such as login-failed".into(),
+            )
+            .into());
+        }
+        known.extend(EventId::from_name(name));
+    }
+    Ok((!known.is_empty()).then_some(known))
+}
+
 impl EventFilter {
-    fn query(&self) -> Result<EventQuery, ApiError> {
-        let order = match self.order.as_deref() {
-            None | Some("newest") => Order::NewestFirst,
-            Some("oldest") => Order::OldestFirst,
-            Some(_) => {
-                return Err(ServiceError::Invalid("order is 'newest' or 'oldest'".into()).into());
-            }
+    /// The query, or `None` when it can match nothing.
+    fn query(&self) -> Result<Option<EventQuery>, ApiError> {
+        let order = match self.order.unwrap_or_default() {
+            OrderParam::Newest => Order::NewestFirst,
+            OrderParam::Oldest => Order::OldestFirst,
         };
         let limit = self.limit.unwrap_or(EventQuery::default().limit);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ServiceError::Invalid(format!("limit is 1–{MAX_LIMIT}")).into());
         }
-        Ok(EventQuery {
+        for (name, value) in [("text", &self.text), ("user", &self.user)] {
+            if value.as_deref().is_some_and(|v| v.chars().count() > 256) {
+                return Err(
+                    ServiceError::Invalid(format!("{name} is at most 256 characters")).into(),
+                );
+            }
+        }
+        let offset = u64::try_from(self.offset.unwrap_or(0))
+            .map_err(|_| ApiError::from(ServiceError::Invalid("offset is 0 or more".into())))?;
+        let query = EventQuery {
             from_ms: time(self.from.as_deref())?,
             to_ms: time(self.to.as_deref())?,
             categories: list::<Category>(self.category.as_deref(), "category")?,
             severities: list::<Severity>(self.severity.as_deref(), "severity")?,
-            events: list::<EventId>(self.event.as_deref(), "event")?,
+            events: Vec::new(),
             text: self.text.clone(),
             user: self.user.clone(),
             after_seq: self.after,
             before_seq: None,
             order,
             limit,
-            offset: self.offset.unwrap_or(0),
-        })
+            offset,
+        };
+        Ok(event_names(self.event.as_deref())?.map(|events| EventQuery { events, ..query }))
     }
 }
 
@@ -125,11 +186,29 @@ pub async fn query_events(
     Auth(caller): Auth,
     QueryArg(filter): QueryArg<EventFilter>,
 ) -> Result<Json<EventsPage>, ApiError> {
-    let page = state.service.query_events(&caller, filter.query()?).await?;
+    let Some(query) = filter.query()? else {
+        // Still checks that the caller may read the log at all.
+        caller.require(ttyward_core::permission::Permission::LogView)?;
+        return Ok(Json(EventsPage {
+            events: Vec::new(),
+            total: 0,
+        }));
+    };
+    let page = state.service.query_events(&caller, query).await?;
     Ok(Json(EventsPage {
         events: page.events,
         total: page.total,
     }))
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatParam {
+    /// RFC 4180 CSV with a header line.
+    Csv,
+    /// A JSON array of events.
+    Json,
 }
 
 /// Export format (the filters are those of `GET /events`).
@@ -137,7 +216,8 @@ pub async fn query_events(
 #[into_params(parameter_in = Query)]
 pub struct ExportOptions {
     /// `csv` or `json`.
-    pub format: String,
+    #[param(inline)]
+    pub format: FormatParam,
 }
 
 /// Every event matching the filters, as a CSV or JSON download (needs
@@ -146,7 +226,7 @@ pub struct ExportOptions {
     responses(
         (status = 200, description = "The events", content(
             (String = "text/csv"),
-            (String = "application/json"),
+            (serde_json::Value = "application/json"),
         )),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
     ))]
@@ -156,16 +236,18 @@ pub async fn export_events(
     QueryArg(options): QueryArg<ExportOptions>,
     QueryArg(filter): QueryArg<EventFilter>,
 ) -> Result<Response, ApiError> {
-    let format: ExportFormat =
-        options
-            .format
-            .parse()
-            .map_err(|e: ttyward_core::event_log::EventLogError| {
-                ApiError::from(ServiceError::Invalid(e.to_string()))
-            })?;
-    let query = EventQuery {
-        offset: 0,
-        ..filter.query()?
+    let format = match options.format {
+        FormatParam::Csv => ExportFormat::Csv,
+        FormatParam::Json => ExportFormat::Json,
+    };
+    let query = match filter.query()? {
+        Some(q) => EventQuery { offset: 0, ..q },
+        // Nothing can match (only unknown event names): a query past the
+        // newest event exports an empty list the normal way.
+        None => EventQuery {
+            after_seq: Some(i64::MAX),
+            ..EventQuery::default()
+        },
     };
     let service = state.service.clone();
     let body = tokio::task::spawn_blocking(move || {

@@ -15,6 +15,7 @@ mod accounts;
 mod auth;
 mod certificate;
 mod config;
+mod document;
 mod error;
 mod events;
 mod ports;
@@ -121,6 +122,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// limit and security headers.
 pub fn app(state: AppState) -> Router {
     let (api, mut doc) = routes();
+    document::complete_errors(&mut doc);
     doc.paths.paths = doc
         .paths
         .paths
@@ -305,9 +307,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(ApiError::from(rejection)),
+        let value = match axum::Json::<serde_json::Value>::from_request(request, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(ApiError::from(rejection)),
+        };
+        // serde would fill a struct from an array, field by field in
+        // order; every body of this API is an object.
+        if !value.is_object() {
+            return Err(ApiError::from(
+                ttyward_core::service::ServiceError::Invalid(
+                    "the body must be a JSON object".into(),
+                ),
+            ));
         }
+        serde_json::from_value(value).map(Body).map_err(|e| {
+            ApiError::from(ttyward_core::service::ServiceError::Invalid(format!(
+                "the JSON does not have the expected fields: {}",
+                e.to_string().chars().take(200).collect::<String>()
+            )))
+        })
     }
 }

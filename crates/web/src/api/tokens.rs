@@ -63,12 +63,38 @@ pub async fn list_tokens(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// What it is for (1–64 characters).
+    /// What it is for (1–64 characters, not only spaces, no control
+    /// characters).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// The account it acts as.
     pub account: String,
     /// Days until it expires (1–3650); absent: never.
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "whole_days")]
     pub expires_days: Option<u32>,
+}
+
+/// JSON has one number type: `30.0` is the integer 30 (JSON Schema agrees),
+/// `30.5` is not.
+fn whole_days<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| u32::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("expires_days is a whole number of days"))
 }
 
 /// The new token: its text is shown this once.

@@ -1,0 +1,595 @@
+//! The web console in a real browser: headless Chromium (Debian's
+//! `/usr/bin/chromium`) driven by `tests/browser/console.mjs` through
+//! playwright-core, both installed by `scripts/test`. Each test starts
+//! `ttyward run` on a fresh data directory, runs one scenario of the script
+//! against its console (the script checks what a person would see and
+//! saves a screenshot of every page under `target/browser-screenshots/`),
+//! then checks on this side what only the host can see: the pty's termios,
+//! the event log, the stored configuration.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use ttyward_serial::pty::PtyPair;
+
+use super::support::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "Copper-Kettle-Whistle-83";
+const OPERATOR: &str = "op";
+const OPERATOR_PASSWORD: &str = "Maple-Lighthouse-Drift-27";
+const LOGIN_MESSAGE: &str = "Authorised use only";
+const FAILURE_MESSAGE: &str =
+    "Wrong account or password; three failures lock the account for a minute.";
+const MAX_FAILURES: u64 = 3;
+/// One scenario's bound (the script's own watchdog fires at 75 s).
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The configuration every test imports: the console on loopback, a login
+/// message and failure message, lockout after three failures, one port.
+fn console_config(device: &str) -> String {
+    format!(
+        r#"
+[services.web]
+bind = ["127.0.0.1"]
+https_port = 0
+
+[security.login]
+message = "{LOGIN_MESSAGE}"
+failure_message = "{FAILURE_MESSAGE}"
+
+[security.login.lockout]
+max_failures = {MAX_FAILURES}
+lockout_s = 60
+
+[[ports]]
+number = 1
+device = "{device}"
+[ports.serial]
+baud = 9600
+flow = "none"
+[ports.mode]
+type = "tcp-server"
+bind = ["127.0.0.1"]
+local_port = 0
+"#
+    )
+}
+
+/// A running daemon with its console, on its own data directory.
+struct Console {
+    dir: TempDir,
+    daemon: Ttyward,
+    /// `https://127.0.0.1:PORT`.
+    base: String,
+}
+
+impl Console {
+    /// Import [`console_config`] with `device`, create `accounts` (name,
+    /// group, password) with the CLI, start `ttyward run`.
+    fn start(tag: &str, device: &str, accounts: &[(&str, &str, &str)]) -> Console {
+        let dir = TempDir::new(tag);
+        let out = import_config(dir.path(), &console_config(device));
+        assert!(
+            out.status.success(),
+            "config import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (name, group, password) in accounts {
+            let out = ttyward_cmd(
+                dir.path(),
+                &[
+                    "admin",
+                    "create",
+                    "--name",
+                    name,
+                    "--group",
+                    group,
+                    "--password-stdin",
+                ],
+                format!("{password}\n").as_bytes(),
+            );
+            assert!(
+                out.status.success(),
+                "admin create {name} ({group}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let daemon = Ttyward::run(dir.path());
+        let web = daemon.ready["web"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("no web address in the ready line {}", daemon.ready))
+            .to_owned();
+        Console {
+            dir,
+            daemon,
+            base: format!("https://{web}"),
+        }
+    }
+
+    /// Run `scenario` of console.mjs against this console.
+    fn browse(&self, scenario: &str, args: Value) -> Value {
+        run_console(scenario, &self.base, args)
+    }
+
+    fn events(&self) -> Vec<Value> {
+        events_json(self.dir.path())
+    }
+
+    fn export(&self) -> String {
+        let out = ttyward_cmd(self.dir.path(), &["config", "export"], b"");
+        assert!(
+            out.status.success(),
+            "config export: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 export")
+    }
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// `target/browser-screenshots/` of the workspace (a CI artifact).
+fn screenshots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("target/browser-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
+
+/// Node, Chromium and playwright-core must be there: these tests fail,
+/// never skip, without them.
+fn require_browser() {
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        matches!(&node, Ok(o) if o.status.success()),
+        "node is not installed ({node:?}); run scripts/test, which installs what the browser tests need"
+    );
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing; run scripts/test, which installs Debian's chromium"
+    );
+    let playwright = browser_dir().join("node_modules/playwright-core/package.json");
+    assert!(
+        playwright.exists(),
+        "{} is missing; run scripts/test, which installs playwright-core there",
+        playwright.display()
+    );
+}
+
+/// `node console.mjs SCENARIO BASE ARGS` (ARGS gains `shots`), bounded by
+/// [`SCENARIO_TIMEOUT`]; asserts success and returns the JSON object the
+/// script printed last.
+fn run_console(scenario: &str, base: &str, mut args: Value) -> Value {
+    require_browser();
+    args["shots"] = json!(screenshots_dir());
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg(browser_dir().join("console.mjs"))
+        .arg(scenario)
+        .arg(base)
+        .arg(args.to_string())
+        .current_dir(browser_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node (scripts/test installs what the browser tests need)");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        let status = child.wait();
+        let _ = tx.send(());
+        (status, out, err.join().unwrap_or_default())
+    });
+    let mut timed_out = false;
+    if rx.recv_timeout(SCENARIO_TIMEOUT).is_err() {
+        // SIGTERM first: playwright then closes Chromium itself.
+        timed_out = true;
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if rx.recv_timeout(Duration::from_secs(5)).is_err() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let (status, out, err) = waiter.join().expect("node waiter");
+    let status = status.expect("node exit status");
+    eprintln!(
+        "browser scenario {scenario}: {:.1} s, {status}\n{err}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        !timed_out,
+        "browser scenario {scenario} did not finish within {SCENARIO_TIMEOUT:?}\nstderr:\n{err}"
+    );
+    assert!(
+        status.success(),
+        "browser scenario {scenario} failed ({status})\nstderr:\n{err}\nstdout:\n{out}"
+    );
+    let last = out
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("scenario {scenario} printed no JSON result ({e}): {out}"))
+}
+
+fn named<'a>(events: &'a [Value], event: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == event).collect()
+}
+
+/// The pty's output speed once it equals `want`, or panic with the last
+/// one seen after `timeout`.
+fn wait_for_ospeed(pty: &PtyPair, want: u32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let t = ttyward_serial::pty::termios_snapshot(pty.master.as_fd()).expect("termios");
+        if t.ospeed == want && t.ispeed == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pty's speed never became {want} within {timeout:?}: termios {t:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The `[security.allowlist]` part of a TOML export (its table and entries).
+fn allowlist_section(export: &str) -> String {
+    let mut inside = false;
+    let mut out = String::new();
+    for line in export.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t.starts_with("[security.allowlist") || t.starts_with("[[security.allowlist");
+        }
+        if inside {
+            out.push_str(t);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// First use in the browser: "/" leads to Create Account, a wrong setup
+/// code and differing passwords are refused, the right code creates the
+/// Administrator (the ports, off until then, start), the login page shows
+/// the login message, and every page of the Administrator's menu opens.
+#[test]
+fn first_use_creates_the_administrator_with_the_setup_code_and_every_menu_page_opens() {
+    let mut c = Console::start("browser-first-use", "sim:echo", &[]);
+    assert_eq!(c.daemon.ready["setup_required"], true, "{}", c.daemon.ready);
+    assert!(
+        c.daemon.listeners.is_empty(),
+        "ports serve before any account exists"
+    );
+    let code_file = c.dir.path().join("setup-code");
+    let code = std::fs::read_to_string(&code_file).expect("DIR/setup-code while no account exists");
+
+    let result = c.browse(
+        "first-use",
+        json!({
+            "setup_code": code.trim(),
+            "name": ADMIN,
+            "password": ADMIN_PASSWORD,
+            "login_message": LOGIN_MESSAGE,
+        }),
+    );
+
+    let visited: Vec<&str> = result["visited"]
+        .as_array()
+        .expect("visited pages")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for page in [
+        "/dashboard",
+        "/serial/parameters",
+        "/security/allowlist",
+        "/accounts",
+        "/log",
+    ] {
+        assert!(
+            visited.contains(&page),
+            "{page} not in the Administrator's menu: {visited:?}"
+        );
+    }
+    let applied = c.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(applied["setup_required"], false, "{applied}");
+    assert_eq!(
+        listeners_of(&applied)
+            .iter()
+            .map(|l| l.0)
+            .collect::<Vec<_>>(),
+        [1],
+        "port 1 starts once the Administrator exists: {applied}"
+    );
+    assert!(!code_file.exists(), "the setup code outlives its use");
+
+    let events = c.events();
+    assert_eq!(named(&events, "setup-code-refused").len(), 1, "{events:#?}");
+    let created = named(&events, "first-admin-created");
+    assert_eq!(created.len(), 1, "{events:#?}");
+    assert!(
+        created[0]["source"]
+            .as_str()
+            .unwrap_or("")
+            .contains("127.0.0.1"),
+        "first-admin-created should name the browser's address: {}",
+        created[0]
+    );
+    assert!(
+        named(&events, "login-succeeded")
+            .iter()
+            .any(|e| e["user"] == ADMIN),
+        "no login-succeeded for {ADMIN}: {events:#?}"
+    );
+}
+
+/// The login page shows the login message; each wrong password shows the
+/// configured failure message; after three failures even the right
+/// password is refused (with the same message), and the log says so.
+#[test]
+fn login_shows_the_login_and_failure_messages_and_locks_out_after_three_failures() {
+    let c = Console::start(
+        "browser-login",
+        "sim:echo",
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    c.browse(
+        "login",
+        json!({
+            "name": ADMIN,
+            "password": ADMIN_PASSWORD,
+            "login_message": LOGIN_MESSAGE,
+            "failure_message": FAILURE_MESSAGE,
+            "max_failures": MAX_FAILURES,
+        }),
+    );
+    let events = c.events();
+    let failed = named(&events, "login-failed");
+    assert_eq!(failed.len() as u64, MAX_FAILURES + 1, "{events:#?}");
+    assert!(
+        failed
+            .iter()
+            .all(|e| e["user"] == ADMIN && e["source"] == "127.0.0.1"),
+        "{failed:#?}"
+    );
+    assert!(
+        failed
+            .last()
+            .and_then(|e| e["message"].as_str())
+            .is_some_and(|m| m.contains("locked out")),
+        "the last attempt (right password) should be refused as locked out: {failed:#?}"
+    );
+    assert_eq!(named(&events, "account-locked").len(), 1, "{events:#?}");
+    assert!(named(&events, "login-succeeded").is_empty(), "{events:#?}");
+}
+
+/// An Operator's menu has no Security, Account Management or Maintenance
+/// page; those pages answer 403 when asked for directly, a forged
+/// Allowlist POST is refused, and the Log View hides Security events.
+#[test]
+fn operator_sees_no_security_pages_and_gets_403_asking_for_them() {
+    let c = Console::start(
+        "browser-operator",
+        "sim:echo",
+        &[
+            (ADMIN, "Administrator", ADMIN_PASSWORD),
+            (OPERATOR, "Operator", OPERATOR_PASSWORD),
+        ],
+    );
+    let before = allowlist_section(&c.export());
+    let result = c.browse(
+        "operator",
+        json!({"name": OPERATOR, "password": OPERATOR_PASSWORD}),
+    );
+    let visited = result["visited"].as_array().expect("visited pages");
+    assert!(
+        visited.iter().any(|p| p == "/serial/parameters") && visited.iter().any(|p| p == "/log"),
+        "{visited:?}"
+    );
+    assert_eq!(
+        allowlist_section(&c.export()),
+        before,
+        "the Operator changed the allowlist"
+    );
+    let events = c.events();
+    let shown: Vec<i64> = result["log"]
+        .as_array()
+        .expect("log rows")
+        .iter()
+        .map(|v| v.as_i64().expect("seq"))
+        .collect();
+    let newest = shown.first().copied().unwrap_or(0);
+    let mut expected: Vec<i64> = events
+        .iter()
+        .filter(|e| e["category"] != "security")
+        .filter_map(|e| e["seq"].as_i64())
+        .filter(|s| *s <= newest)
+        .collect();
+    expected.reverse();
+    assert_eq!(
+        shown, expected,
+        "the Operator's Log View: every event but Security ones"
+    );
+    assert!(
+        named(&events, "login-succeeded")
+            .iter()
+            .any(|e| e["user"] == OPERATOR),
+        "{events:#?}"
+    );
+    assert!(
+        named(&events, "allowlist-changed").is_empty(),
+        "{events:#?}"
+    );
+}
+
+/// The Administrator sets port 1 from 9600 to 115200 baud on Serial
+/// Parameters: the port restarts and the pty's termios says 115200.
+#[test]
+fn administrator_baud_rate_change_reaches_the_pty() {
+    let pty = PtyPair::open().expect("pty");
+    let device = pty.slave_path.to_str().expect("UTF-8 pty path").to_owned();
+    let mut c = Console::start(
+        "browser-serial",
+        &device,
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    assert_eq!(c.daemon.listeners.len(), 1, "{}", c.daemon.ready);
+    wait_for_ospeed(&pty, 9600, Duration::from_secs(10));
+
+    c.browse(
+        "serial",
+        json!({
+            "name": ADMIN,
+            "password": ADMIN_PASSWORD,
+            "port": 1,
+            "from_baud": 9600,
+            "to_baud": 115_200,
+        }),
+    );
+    let applied = c.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(
+        listeners_of(&applied).len(),
+        1,
+        "port 1 serves again: {applied}"
+    );
+    wait_for_ospeed(&pty, 115_200, Duration::from_secs(10));
+    assert!(c.export().contains("baud = 115200"), "{}", c.export());
+    let events = c.events();
+    assert!(
+        named(&events, "config-changed")
+            .iter()
+            .any(|e| e["user"] == ADMIN),
+        "no config-changed by {ADMIN}: {events:#?}"
+    );
+}
+
+/// Allowlist changes that would lock out the Administrator's own address
+/// (another network only; the own address for serial data only) are
+/// refused with a message naming it and change nothing; one that keeps
+/// the address in is saved.
+#[test]
+fn allowlist_change_locking_out_the_administrator_is_refused_and_changes_nothing() {
+    let c = Console::start(
+        "browser-allowlist",
+        "sim:echo",
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    let before = allowlist_section(&c.export());
+    assert!(before.contains("enabled = false"), "{before}");
+    c.browse(
+        "allowlist",
+        json!({"name": ADMIN, "password": ADMIN_PASSWORD}),
+    );
+    let after = allowlist_section(&c.export());
+    assert!(after.contains("enabled = true"), "{after}");
+    for address in ["127.0.0.0", "255.0.0.0", "192.0.2.0", "255.255.255.0"] {
+        assert!(after.contains(address), "{address} not stored: {after}");
+    }
+    assert!(
+        !after.contains("127.0.0.1"),
+        "a refused entry was stored: {after}"
+    );
+    let events = c.events();
+    let changed = named(&events, "allowlist-changed");
+    assert_eq!(
+        changed.len(),
+        1,
+        "only the accepted change is recorded: {events:#?}"
+    );
+    assert_eq!(changed[0]["user"], ADMIN, "{}", changed[0]);
+}
+
+/// The System Log's filters in the browser: category, severity, text,
+/// from/to and all at once; each view holds exactly the stored events
+/// that match (checked against `ttyward events`), newest first.
+#[test]
+fn log_view_filters_by_category_severity_text_and_time() {
+    let c = Console::start(
+        "browser-log",
+        "sim:echo",
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    let result = c.browse("log", json!({"name": ADMIN, "password": ADMIN_PASSWORD}));
+    let events = c.events();
+    let seqs = |key: &str| -> Vec<i64> {
+        result[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} in {result}"))
+            .iter()
+            .map(|v| v.as_i64().expect("seq"))
+            .collect()
+    };
+    // What the store holds up to the newest row a view showed, newest
+    // first, that matches `keep`.
+    let stored = |shown: &[i64], keep: &dyn Fn(&Value) -> bool| -> Vec<i64> {
+        let newest = shown.iter().copied().max().unwrap_or(0);
+        let mut v: Vec<i64> = events
+            .iter()
+            .filter(|e| e["seq"].as_i64().is_some_and(|s| s <= newest) && keep(e))
+            .map(|e| e["seq"].as_i64().expect("seq"))
+            .collect();
+        v.reverse();
+        v
+    };
+    let text = |e: &Value, needle: &str| {
+        ["message", "user", "source"].iter().any(|k| {
+            e[k].as_str()
+                .is_some_and(|s| s.to_lowercase().contains(needle))
+        })
+    };
+    let all = seqs("all");
+    assert!(
+        all.len() < 100,
+        "more than one page of events: {}",
+        all.len()
+    );
+    assert_eq!(all, stored(&all, &|_| true), "unfiltered view");
+    let security = seqs("security");
+    assert_eq!(
+        security,
+        stored(&security, &|e| e["category"] == "security"),
+        "category view"
+    );
+    let warning = seqs("warning");
+    assert_eq!(
+        warning,
+        stored(&warning, &|e| e["severity"] == "warning"),
+        "severity view"
+    );
+    let texts = seqs("text");
+    assert_eq!(
+        texts,
+        stored(&texts, &|e| text(e, "wrong account")),
+        "text view"
+    );
+    let combined = seqs("combined");
+    assert_eq!(
+        combined,
+        stored(&combined, &|e| e["category"] == "security"
+            && e["severity"] == "warning"
+            && text(e, ADMIN)),
+        "combined view"
+    );
+}

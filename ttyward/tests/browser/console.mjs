@@ -1,0 +1,553 @@
+// Browser scenarios for ttyward's web console, run by ttyward/tests/browser.rs:
+//
+//     node console.mjs SCENARIO BASE-URL JSON-ARGS
+//
+// One headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core from ./node_modules, both installed by scripts/test) with
+// a fresh temporary profile per run. Every page visited is saved as a
+// full-page screenshot to ARGS.shots/SCENARIO-PAGE.png. Progress goes to
+// stderr; the last line on stdout is a JSON object with what the Rust side
+// checks further. Any failed expectation exits 1 with a message naming it;
+// a missing prerequisite exits 2.
+
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const CHROMIUM = "/usr/bin/chromium";
+const STEP_TIMEOUT_MS = 15_000;
+const SCENARIO_TIMEOUT_MS = 75_000;
+
+class Expectation extends Error {}
+
+function fail(message) {
+  throw new Expectation(message);
+}
+
+function expect(condition, message) {
+  if (!condition) fail(message);
+}
+
+function expectEqual(got, want, what) {
+  if (got !== want) fail(`${what}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+}
+
+const started = Date.now();
+function log(...parts) {
+  console.error(`console.mjs: +${((Date.now() - started) / 1000).toFixed(2)} s`, ...parts);
+}
+
+const [scenario, base, rawArgs] = process.argv.slice(2);
+if (!scenario || !base || !rawArgs) {
+  console.error("usage: node console.mjs SCENARIO BASE-URL JSON-ARGS");
+  process.exit(2);
+}
+const args = JSON.parse(rawArgs);
+
+let chromium;
+try {
+  ({ chromium } = await import("playwright-core"));
+} catch (e) {
+  console.error(`console.mjs: playwright-core is not installed next to this script (${e.message}); run scripts/test, which installs it`);
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.error(`console.mjs: ${CHROMIUM} is missing; run scripts/test, which installs Debian's chromium`);
+  process.exit(2);
+}
+
+// ---- the browser and its pages -------------------------------------------
+
+class Browser {
+  static async open(shots) {
+    const profile = mkdtempSync(join(tmpdir(), "ttyward-chromium-"));
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+      // The device's certificate is self-signed; trusting it is not what
+      // these tests are about.
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1280, height: 800 },
+    });
+    context.setDefaultTimeout(STEP_TIMEOUT_MS);
+    context.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+    const b = new Browser(context, profile, shots);
+    b.page = context.pages()[0] ?? (await context.newPage());
+    b.watch(b.page);
+    return b;
+  }
+
+  constructor(context, profile, shots) {
+    this.context = context;
+    this.profile = profile;
+    this.shots = shots;
+    this.problems = [];
+    this.saved = [];
+  }
+
+  // Script errors and Content-Security-Policy violations are defects of
+  // the page whichever step caused them.
+  watch(page) {
+    page.on("pageerror", (e) => this.problems.push(`script error on ${page.url()}: ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error" && /Content.Security.Policy|Refused to/i.test(m.text())) {
+        this.problems.push(`CSP violation on ${page.url()}: ${m.text()}`);
+      }
+    });
+  }
+
+  async close() {
+    try {
+      await this.context.close();
+    } finally {
+      rmSync(this.profile, { recursive: true, force: true });
+    }
+  }
+
+  async shot(name) {
+    const file = join(this.shots, `${scenario}-${name}.png`);
+    const t = Date.now();
+    await this.page.screenshot({ path: file, fullPage: true });
+    this.saved.push(file);
+    log(`${scenario}: ${new URL(this.page.url()).pathname} -> ${name}.png (${Date.now() - t} ms)`);
+  }
+
+  // What the current page says, for failure messages: its heading and
+  // any problem shown.
+  async summary() {
+    const say = await this.page
+      .$$eval("h1, .problem, #login-failure, #setup-problem, main p", (els) =>
+        els.slice(0, 3).map((e) => e.textContent.trim().replace(/\s+/g, " ")),
+      )
+      .catch(() => []);
+    return say.join(" | ").slice(0, 400);
+  }
+
+  // Expect the page reached to have `status` and `landsOn` as its path;
+  // the screenshot is saved first, so that a failure shows the page.
+  async arrived(response, what, name, status, landsOn) {
+    expect(response, `no response for ${what}`);
+    await this.shot(name);
+    const got = { status: response.status(), path: new URL(this.page.url()).pathname };
+    if ((status !== undefined && got.status !== status) || (landsOn !== undefined && got.path !== landsOn)) {
+      fail(`${what}: expected ${status ?? "any status"} on ${landsOn ?? "any page"}, got ${got.status} on ${got.path}; the page says: ${await this.summary()}`);
+    }
+    return response;
+  }
+
+  // Go to `path`, expect the final status (after redirects) and path, and
+  // save a screenshot named `name`.
+  async visit(path, name, { status = 200, landsOn = path.split("?")[0] } = {}) {
+    const response = await this.page.goto(base + path, { waitUntil: "load" });
+    return this.arrived(response, `GET ${path}`, name, status, landsOn);
+  }
+
+  // Click the submit button inside `scope` and wait for the page the form
+  // leads to; expect its status and path, save a screenshot.
+  async submit(scope, name, { status, landsOn }) {
+    const navigation = this.page.waitForNavigation({ waitUntil: "load" });
+    await this.page.locator(scope).locator('button[type="submit"]').click();
+    const response = await navigation;
+    return this.arrived(response, `submitting ${scope} on ${new URL(this.page.url()).pathname}`, name, status, landsOn);
+  }
+
+  async text(selector) {
+    return (await this.page.locator(selector).innerText()).trim();
+  }
+
+  async count(selector) {
+    return this.page.locator(selector).count();
+  }
+
+  // Log in from the login page (screenshot `login`); the page reached is
+  // saved as `shot`.
+  async login(name, password, { status = 200, landsOn = "/dashboard", shot = "dashboard" } = {}) {
+    await this.visit("/login", "login");
+    await this.page.fill('input[name="name"]', name);
+    await this.page.fill('input[name="password"]', password);
+    return this.submit('form[action="/login"]', shot, { status, landsOn });
+  }
+
+  // The menu as [{section, pages: [{title, href}]}].
+  async menu() {
+    return this.page.$$eval("nav.menu .section", (sections) =>
+      sections.map((s) => ({
+        section: s.querySelector(".section-title").textContent.trim(),
+        pages: [...s.querySelectorAll("a")].map((a) => ({
+          title: a.textContent.trim(),
+          href: a.getAttribute("href"),
+        })),
+      })),
+    );
+  }
+
+  // Visit every page of the menu: each answers 200 and shows its title.
+  async tour(prefix) {
+    const menu = await this.menu();
+    const visited = [];
+    for (const { pages } of menu) {
+      for (const { title, href } of pages) {
+        const slug = href.replace(/^\//, "").replace(/\//g, "-");
+        await this.visit(href, `${prefix}-${slug}`);
+        const h1 = await this.text("main h1");
+        expect(h1.length > 0, `${href} has no heading`);
+        expectEqual(await this.count('nav.menu a[aria-current="page"]'), 1, `menu entries highlighted on ${href} ("${title}")`);
+        visited.push(href);
+      }
+    }
+    return { menu, visited };
+  }
+
+  // The rows of the System Log's table.
+  async events() {
+    return this.page.$$eval("#events tbody tr", (rows) =>
+      rows.map((r) => {
+        const c = [...r.children].map((td) => td.textContent.trim());
+        return {
+          seq: Number(c[0]),
+          time: c[1],
+          category: c[2],
+          severity: c[3],
+          event: c[4],
+          user: c[5],
+          source: c[6],
+          message: c[7],
+        };
+      }),
+    );
+  }
+}
+
+// ---- scenarios -------------------------------------------------------------
+
+const scenarios = {
+  // First use: "/" leads to Create Account; a wrong setup code and
+  // differing passwords are refused; the right code creates the
+  // Administrator, who then logs in (the login message shown) and can
+  // open every page of the menu.
+  async "first-use"(b) {
+    await b.visit("/", "root", { landsOn: "/setup" });
+    await b.visit("/login", "login-before-setup", { landsOn: "/setup" });
+    await b.visit("/setup", "setup");
+    expectEqual(await b.text("main h1"), "Create Account", "heading of /setup");
+
+    const fill = async (code, password2) => {
+      await b.page.fill('input[name="setup_code"]', code);
+      await b.page.fill('input[name="name"]', args.name);
+      await b.page.fill('input[name="password"]', args.password);
+      await b.page.fill('input[name="password2"]', password2);
+    };
+    await fill("WRONG-CODE0-00000", args.password);
+    await b.submit('form[action="/setup"]', "setup-wrong-code", { status: 422, landsOn: "/setup" });
+    const refused = await b.text("#setup-problem");
+    expect(/setup code/i.test(refused), `a wrong setup code should be named as the problem, page says: ${refused}`);
+    expectEqual(await b.page.inputValue('input[name="name"]'), args.name, "account name kept after a refusal");
+
+    await fill(args.setup_code, args.password + "x");
+    await b.submit('form[action="/setup"]', "setup-passwords-differ", { status: 422, landsOn: "/setup" });
+    expectEqual(await b.text("#setup-problem"), "The two passwords differ.", "problem for differing passwords");
+
+    await fill(args.setup_code, args.password);
+    await b.submit('form[action="/setup"]', "login", { status: 200, landsOn: "/login" });
+    expectEqual(await b.text("#login-message"), args.login_message, "login message");
+    expectEqual(await b.count("#login-failure"), 0, "failure messages on a fresh login page");
+
+    // Setup is closed now that an account exists.
+    await b.visit("/setup", "setup-closed", { landsOn: "/login" });
+
+    await b.page.fill('input[name="name"]', args.name);
+    await b.page.fill('input[name="password"]', args.password);
+    await b.submit('form[action="/login"]', "dashboard", { status: 200, landsOn: "/dashboard" });
+    const who = await b.text("header .who");
+    expect(who.includes(args.name) && who.includes("Administrator"), `header should name ${args.name} (Administrator), says: ${who}`);
+    expectEqual(await b.count('#ports tr[data-port="1"]'), 1, "port 1 rows on the dashboard");
+    expect((await b.count("#security-warnings li")) > 0, "the dashboard shows no security warning, but the allowlist is off");
+
+    const { menu, visited } = await b.tour("menu");
+    const sections = menu.map((s) => s.section);
+    for (const s of ["Dashboard", "Serial Port Settings", "Security", "Account Management", "Diagnostics", "Maintenance"]) {
+      expect(sections.includes(s), `the Administrator's menu lacks ${s}: ${sections.join(", ")}`);
+    }
+    return { visited, sections };
+  },
+
+  // The login page shows the login message; each wrong password shows the
+  // configured failure message; after max_failures the right password is
+  // refused with the same message (locked out).
+  async login(b) {
+    await b.visit("/login", "page");
+    expectEqual(await b.text("#login-message"), args.login_message, "login message");
+    expectEqual(await b.count("#login-failure"), 0, "failure messages before any attempt");
+    for (let i = 1; i <= args.max_failures; i++) {
+      await b.page.fill('input[name="name"]', args.name);
+      await b.page.fill('input[name="password"]', `wrong-password-${i}`);
+      await b.submit('form[action="/login"]', `failure-${i}`, { status: 401, landsOn: "/login" });
+      expectEqual(await b.text("#login-failure"), args.failure_message, `failure message after wrong password ${i}`);
+      expectEqual(await b.text("#login-message"), args.login_message, `login message after wrong password ${i}`);
+      expectEqual(await b.page.inputValue('input[name="name"]'), args.name, "account name kept");
+    }
+    await b.page.fill('input[name="password"]', args.password);
+    await b.submit('form[action="/login"]', "locked", { status: 401, landsOn: "/login" });
+    expectEqual(await b.text("#login-failure"), args.failure_message, "failure message for the right password while locked out");
+    const cookies = await b.context.cookies();
+    expectEqual(cookies.length, 0, "cookies set by refused logins");
+    await b.visit("/dashboard", "dashboard-refused", { landsOn: "/login" });
+    return { attempts: args.max_failures + 1 };
+  },
+
+  // An Operator's menu has no Security, Account Management or Maintenance
+  // page; every page it has opens; the others answer 403 when asked for
+  // directly, and a forged Allowlist POST is refused too.
+  async operator(b) {
+    await b.login(args.name, args.password);
+    const who = await b.text("header .who");
+    expect(who.includes(args.name) && who.includes("Operator"), `header should name ${args.name} (Operator), says: ${who}`);
+    expectEqual(await b.count("#security-warnings"), 0, "security warnings shown to an Operator");
+
+    const { menu, visited } = await b.tour("menu");
+    const sections = menu.map((s) => s.section);
+    for (const s of ["Security", "Account Management", "Maintenance"]) {
+      expect(!sections.includes(s), `the Operator's menu shows ${s}: ${sections.join(", ")}`);
+    }
+    for (const s of ["Dashboard", "Serial Port Settings", "Diagnostics"]) {
+      expect(sections.includes(s), `the Operator's menu lacks ${s}: ${sections.join(", ")}`);
+    }
+    expect(!visited.some((h) => h.startsWith("/security") || h.startsWith("/accounts")), `Operator menu links: ${visited.join(", ")}`);
+
+    const forbidden = [
+      "/security/allowlist",
+      "/security/services",
+      "/security/certificate",
+      "/security/login",
+      "/accounts",
+      "/accounts/groups",
+      "/accounts/password-policy",
+      "/maintenance/config",
+      "/maintenance/reset",
+    ];
+    for (const path of forbidden) {
+      const slug = path.replace(/^\//, "").replace(/\//g, "-");
+      await b.visit(path, `forbidden-${slug}`, { status: 403 });
+      expectEqual(await b.text("main h1"), "Not allowed", `heading of ${path} for an Operator`);
+    }
+
+    // The Log View offers no Security category and shows no Security event.
+    await b.visit("/log", "log");
+    const options = await b.page.$$eval('select[name="category"] option', (os) => os.map((o) => o.textContent.trim()));
+    expect(!options.includes("security"), `Operator's category filter offers security: ${options.join(", ")}`);
+    const rows = await b.events();
+    expect(rows.length > 0, "the Operator's log view is empty");
+    expect(!rows.some((r) => r.category === "security"), "Security events shown to an Operator");
+    await b.visit("/log?category=security", "log-security-refused");
+    const problem = await b.text("main .problem");
+    expect(/security events/i.test(problem), `asking for Security events should be refused, page says: ${problem}`);
+    expectEqual((await b.events()).length, 0, "Security events listed for an Operator");
+
+    // The form's CSRF token is valid for this session, the Origin is
+    // ours: only the permission can refuse this.
+    const csrf = await b.page.locator('form[action="/logout"] input[name="csrf"]').inputValue();
+    const forged = await b.page.request.post(base + "/security/allowlist", {
+      form: { csrf, enabled: "on", entries: "192.0.2.0 255.255.255.0", force: "on" },
+      headers: { Origin: base },
+      maxRedirects: 0,
+    });
+    expectEqual(forged.status(), 403, "status of an Operator's Allowlist POST");
+    return { visited, sections, log: rows.map((r) => r.seq) };
+  },
+
+  // The Administrator changes port 1's baud rate on Serial Parameters.
+  async serial(b) {
+    await b.login(args.name, args.password);
+    await b.visit("/serial/parameters", "parameters");
+    const card = `#port-${args.port}`;
+    expectEqual(await b.page.inputValue(`${card} input[name="baud"]`), String(args.from_baud), "baud rate shown before the change");
+    expect(/\/dev\/pts\//.test(await b.text(`${card} h2`)), `the card names the pty device: ${await b.text(`${card} h2`)}`);
+    await b.page.fill(`${card} input[name="baud"]`, String(args.to_baud));
+    await b.submit(`${card} form`, "parameters-saved", { status: 200, landsOn: `/serial/parameters/${args.port}` });
+    const notice = await b.text("main .notice");
+    expect(notice.includes(`Port ${args.port} saved`), `notice after saving: ${notice}`);
+    expectEqual(await b.count("main .problem"), 0, "problems after a valid change");
+    expectEqual(await b.page.inputValue(`${card} input[name="baud"]`), String(args.to_baud), "baud rate shown after the change");
+    // A reload shows the stored value, not the form's echo.
+    await b.visit("/serial/parameters", "parameters-reloaded");
+    expectEqual(await b.page.inputValue(`${card} input[name="baud"]`), String(args.to_baud), "baud rate after a reload");
+    return {};
+  },
+
+  // Allowlist changes that would shut out the Administrator's own address
+  // are refused and change nothing; one that keeps it in is saved.
+  async allowlist(b) {
+    await b.login(args.name, args.password);
+    await b.visit("/security/allowlist", "page");
+    expect((await b.text("main")).includes("(127.0.0.1)"), "the page names the visitor's address 127.0.0.1");
+    expect(!(await b.page.isChecked('input[name="enabled"]')), "allowlist enabled at the start");
+    expectEqual(await b.page.inputValue('textarea[name="entries"]'), "", "entries at the start");
+
+    const attempt = async (entries, name, status) => {
+      await b.page.check('input[name="enabled"]');
+      await b.page.fill('textarea[name="entries"]', entries);
+      return b.submit('form[action="/security/allowlist"]', name, { status, landsOn: "/security/allowlist" });
+    };
+    const unchanged = async (name) => {
+      await b.visit("/security/allowlist", name);
+      expect(!(await b.page.isChecked('input[name="enabled"]')), `allowlist enabled after a refused change (${name})`);
+      expectEqual(await b.page.inputValue('textarea[name="entries"]'), "", `entries after a refused change (${name})`);
+    };
+
+    const refusals = [];
+    // Another network only.
+    await attempt("192.0.2.0 255.255.255.0", "refused-other-network", 422);
+    refusals.push(await b.text("main .problem"));
+    expectEqual(await b.count("main .notice"), 0, "a success notice next to a refusal");
+    expectEqual(await b.page.inputValue('textarea[name="entries"]'), "192.0.2.0 255.255.255.0", "the refused entries are shown for correction");
+    await unchanged("after-other-network");
+    // Our address, but for serial data only: the console itself would go.
+    await attempt("127.0.0.1 255.255.255.255 serial\n192.0.2.0 255.255.255.0", "refused-serial-only", 422);
+    refusals.push(await b.text("main .problem"));
+    await unchanged("after-serial-only");
+    for (const r of refusals) {
+      expect(/lock out your own address 127\.0\.0\.1/.test(r), `the refusal should name the own address: ${r}`);
+    }
+
+    // Keeping our address in is saved.
+    const kept = "127.0.0.0 255.0.0.0 management\n192.0.2.0 255.255.255.0 serial";
+    await attempt(kept, "saved", 200);
+    expect((await b.text("main .notice")).includes("Allowlist saved"), `notice after saving: ${await b.text("main .notice")}`);
+    await b.visit("/security/allowlist", "reloaded");
+    expect(await b.page.isChecked('input[name="enabled"]'), "allowlist not enabled after saving");
+    expectEqual(await b.page.inputValue('textarea[name="entries"]'), kept, "entries after saving");
+    return { refusals };
+  },
+
+  // The System Log's filters: category, severity, text, from/to; each
+  // table holds only matching rows, and bad input is named.
+  async log(b) {
+    // A failed login first: a Security warning with a known message.
+    await b.login(args.name, "not-the-password", { status: 401, landsOn: "/login", shot: "login-failed" });
+    await b.page.fill('input[name="password"]', args.password);
+    await b.submit('form[action="/login"]', "dashboard", { status: 200, landsOn: "/dashboard" });
+
+    await b.visit("/log", "all");
+    const all = await b.events();
+    expect(all.length > 0, "the log view is empty");
+    const total = async () => Number(/(\d+) event\(s\)/.exec(await b.text("main"))?.[1]);
+    expectEqual(await total(), all.length, "event count line for the unfiltered view");
+    for (let i = 1; i < all.length; i++) {
+      expect(all[i - 1].seq > all[i].seq, `the log view is not newest first at row ${i}`);
+    }
+    const categories = new Set(all.map((r) => r.category));
+    expect(categories.has("security") && categories.size > 1, `the unfiltered view should hold several categories: ${[...categories]}`);
+
+    // Fill the filter form (everything not given: cleared) and submit it.
+    const filter = async (name, f) => {
+      await b.page.selectOption('select[name="category"]', f.category ?? "");
+      await b.page.selectOption('select[name="severity"]', f.severity ?? "");
+      await b.page.fill('input[name="text"]', f.text ?? "");
+      await b.page.fill('input[name="from"]', f.from ?? "");
+      await b.page.fill('input[name="to"]', f.to ?? "");
+      await b.submit("form.filters", name, { status: 200, landsOn: "/log" });
+      const rows = await b.events();
+      expectEqual(await total(), rows.length, `event count line for ${name}`);
+      return rows;
+    };
+    const views = {};
+
+    views.security = await filter("category-security", { category: "security" });
+    expect(views.security.length > 0, "no Security event");
+    expect(views.security.every((r) => r.category === "security"), "a non-Security row in the Security view");
+    expect(views.security.length < all.length, "the category filter filtered nothing");
+    expectEqual(await b.page.inputValue('select[name="category"]'), "security", "category kept in the form");
+
+    views.warning = await filter("severity-warning", { severity: "warning" });
+    expect(views.warning.some((r) => r.event === "login-failed"), "the failed login is not among the warnings");
+    expect(views.warning.every((r) => r.severity === "warning"), "a non-warning row in the warning view");
+
+    const text = "wrong account";
+    views.text = await filter("text", { text: text.toUpperCase() });
+    expect(views.text.length > 0, `nothing matches ${text}`);
+    expect(
+      views.text.every((r) => [r.message, r.user, r.source].some((v) => v.toLowerCase().includes(text))),
+      `a row without "${text}" in the text view`,
+    );
+
+    const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+    views.past = await filter("time-past", { from: "2000-01-01T00:00:00Z", to: "2000-12-31T23:59:59Z" });
+    expectEqual(views.past.length, 0, "events in the year 2000");
+    const now = Date.now();
+    views.window = await filter("time-window", { from: iso(now - 3_600_000), to: iso(now + 3_600_000) });
+    expect(views.window.length >= all.length, `the last hour holds ${views.window.length} of ${all.length} events`);
+
+    views.combined = await filter("combined", { category: "security", severity: "warning", text: args.name });
+    expect(views.combined.length > 0, "no Security warning for the account");
+    expect(
+      views.combined.every((r) => r.category === "security" && r.severity === "warning" && (r.user + r.message + r.source).toLowerCase().includes(args.name)),
+      "a row not matching all three filters",
+    );
+
+    await filter("bad-time", { from: "yesterday" });
+    const problem = await b.text("main .problem");
+    expect(problem.includes("yesterday"), `a bad time should be named: ${problem}`);
+
+    return {
+      all: all.map((r) => r.seq),
+      security: views.security.map((r) => r.seq),
+      warning: views.warning.map((r) => r.seq),
+      text: views.text.map((r) => r.seq),
+      combined: views.combined.map((r) => r.seq),
+    };
+  },
+};
+
+// ---- main ----------------------------------------------------------------
+
+const run = scenarios[scenario];
+if (!run) {
+  console.error(`console.mjs: no scenario ${scenario}; known: ${Object.keys(scenarios).join(", ")}`);
+  process.exit(2);
+}
+mkdirSync(args.shots, { recursive: true });
+for (const f of readdirSync(args.shots)) {
+  if (f.startsWith(`${scenario}-`) && f.endsWith(".png")) rmSync(join(args.shots, f), { force: true });
+}
+let b;
+const watchdog = setTimeout(() => {
+  console.error(`console.mjs: scenario ${scenario} did not finish within ${SCENARIO_TIMEOUT_MS} ms`);
+  // playwright ends the Chromium it started when this process exits.
+  if (b) rmSync(b.profile, { recursive: true, force: true });
+  process.exit(1);
+}, SCENARIO_TIMEOUT_MS);
+
+let status = 0;
+try {
+  b = await Browser.open(args.shots);
+  log(`${scenario}: Chromium ${b.context.browser()?.version() ?? ""} on ${base}`);
+  const result = await run(b);
+  expect(b.problems.length === 0, b.problems.join("\n"));
+  result.screenshots = b.saved;
+  console.log(JSON.stringify(result));
+} catch (e) {
+  status = 1;
+  const where = b ? ` (at ${b.page.url()})` : "";
+  if (e instanceof Expectation) {
+    console.error(`console.mjs: ${scenario}: FAILED: ${e.message}${where}`);
+  } else {
+    console.error(`console.mjs: ${scenario}: ERROR${where}: ${e.stack ?? e}`);
+  }
+  if (b) {
+    await b.shot("failure").catch(() => {});
+  }
+} finally {
+  if (b) await b.close().catch((e) => console.error(`console.mjs: closing Chromium: ${e.message}`));
+  clearTimeout(watchdog);
+}
+process.exit(status);
