@@ -1110,3 +1110,40 @@ fn security_headers_on_every_response() {
     assert_eq!(responses[4].1.status, 404);
     assert_eq!(responses[5].1.status, 415);
 }
+
+/// The optional plain-HTTP port answers every request with a redirect to
+/// the same path over HTTPS and serves nothing in clear.
+#[test]
+fn plain_http_port_only_redirects_to_https() {
+    let redirect_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let d = start(
+        "web-redirect",
+        &format!("http_redirect_port = {redirect_port}\n"),
+        false,
+    );
+    let https_port = web_addr(&d.daemon.ready).port();
+    for path in ["/dashboard?x=1", "/api/v1/openapi.json"] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", redirect_port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{redirect_port}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut s, &mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 301"), "{path}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains(
+                &format!("location: https://127.0.0.1:{https_port}{path}\r\n").to_ascii_lowercase()
+            ),
+            "{path}: {answer}"
+        );
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert!(body.is_empty(), "nothing is served in clear: {answer}");
+    }
+}

@@ -53,24 +53,48 @@ pub enum WebError {
     Cert(#[from] crate::cert::CertError),
 }
 
-/// Bind the HTTPS listeners `web` asks for (nothing when it is off). A
-/// host without IPv6 skips the IPv6 wildcard.
-pub fn bind(web: &WebService) -> Result<Vec<TcpListener>, WebError> {
+/// The sockets of the web service, bound before anything starts.
+#[derive(Debug, Default)]
+pub struct Bound {
+    /// HTTPS.
+    pub https: Vec<TcpListener>,
+    /// Plain HTTP that only redirects to HTTPS (off by default).
+    pub redirect: Vec<TcpListener>,
+}
+
+/// Bind the listeners `web` asks for (nothing when it is off). A host
+/// without IPv6 skips the IPv6 wildcard.
+pub fn bind(web: &WebService) -> Result<Bound, WebError> {
+    let mut out = Bound::default();
     if !web.enabled {
-        return Ok(Vec::new());
+        return Ok(out);
     }
-    let mut out = Vec::new();
     for ip in &web.bind {
-        let addr = SocketAddr::new(*ip, web.https_port);
-        match ttyward_engine::net::bind_tcp(addr) {
-            Ok(l) => out.push(l),
-            Err(e) if ip.is_unspecified() && ip.is_ipv6() && ipv6_missing(&e) => {
-                tracing::warn!("IPv6 unavailable, web console not listening on {addr}: {e}");
+        if let Some(l) = bind_one(SocketAddr::new(*ip, web.https_port))? {
+            out.https.push(l);
+        }
+    }
+    // The redirect names the HTTPS port actually bound (0 in the
+    // configuration means "any").
+    if let Some(port) = web.http_redirect_port {
+        for ip in &web.bind {
+            if let Some(l) = bind_one(SocketAddr::new(*ip, port))? {
+                out.redirect.push(l);
             }
-            Err(source) => return Err(WebError::Bind { addr, source }),
         }
     }
     Ok(out)
+}
+
+fn bind_one(addr: SocketAddr) -> Result<Option<TcpListener>, WebError> {
+    match ttyward_engine::net::bind_tcp(addr) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() && ipv6_missing(&e) => {
+            tracing::warn!("IPv6 unavailable, web console not listening on {addr}: {e}");
+            Ok(None)
+        }
+        Err(source) => Err(WebError::Bind { addr, source }),
+    }
 }
 
 fn ipv6_missing(e: &std::io::Error) -> bool {
@@ -91,16 +115,20 @@ pub struct WebServer {
 #[derive(Clone)]
 struct Conn {
     app: Router,
-    tls: TlsAcceptor,
+    /// `None`: the plain-HTTP redirect listener, answering every request
+    /// with a redirect to this HTTPS port.
+    tls: Option<TlsAcceptor>,
+    https_port: u16,
     gate: Gate,
     service: Service,
     cancel: CancellationToken,
 }
 
 impl WebServer {
-    /// Serve `app` over TLS on already bound `listeners`.
+    /// Serve `app` over TLS on already bound listeners (and the redirect on
+    /// the plain-HTTP ones).
     pub fn start(
-        listeners: Vec<TcpListener>,
+        bound: Bound,
         app: Router,
         tls: Arc<rustls::ServerConfig>,
         gate: Gate,
@@ -108,19 +136,33 @@ impl WebServer {
     ) -> WebServer {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let addrs = listeners
+        let addrs = bound
+            .https
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
+        let https_port = bound
+            .https
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(443, |a| a.port());
         let conn = Conn {
             app,
-            tls: TlsAcceptor::from(tls),
+            tls: Some(TlsAcceptor::from(tls)),
+            https_port,
             gate,
             service,
             cancel: cancel.clone(),
         };
-        for listener in listeners {
+        for listener in bound.https {
             tracker.spawn(accept_loop(listener, conn.clone(), tracker.clone()));
+        }
+        for listener in bound.redirect {
+            let plain = Conn {
+                tls: None,
+                ..conn.clone()
+            };
+            tracker.spawn(accept_loop(listener, plain, tracker.clone()));
         }
         WebServer {
             addrs,
@@ -196,7 +238,11 @@ async fn accept_loop(listener: TcpListener, conn: Conn, tracker: TaskTracker) {
 
 async fn serve(stream: TcpStream, peer: SocketAddr, conn: Conn) {
     let _ = stream.set_nodelay(true);
-    let handshake = tokio::time::timeout(conn.gate.handshake_timeout(), conn.tls.accept(stream));
+    let Some(acceptor) = conn.tls.clone() else {
+        redirect(stream, peer, conn).await;
+        return;
+    };
+    let handshake = tokio::time::timeout(conn.gate.handshake_timeout(), acceptor.accept(stream));
     let tls = tokio::select! {
         () = conn.cancel.cancelled() => return,
         r = handshake => match r {
@@ -241,5 +287,68 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn: Conn) {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(DRAIN, connection).await;
         }
+    }
+}
+
+/// The plain-HTTP listener: every request is answered with a permanent
+/// redirect to the same host and path over HTTPS; nothing else is served
+/// in clear.
+async fn redirect(stream: TcpStream, peer: SocketAddr, conn: Conn) {
+    let port = conn.https_port;
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let host = request
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(host_without_port)
+                .unwrap_or_default();
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            let target = if host.is_empty() || host.contains(['/', '\\', '@']) {
+                None
+            } else if port == 443 {
+                Some(format!("https://{host}{path}"))
+            } else {
+                Some(format!("https://{host}:{port}{path}"))
+            };
+            async move {
+                let response =
+                    match target.and_then(|t| hyper::header::HeaderValue::from_str(&t).ok()) {
+                        Some(location) => hyper::Response::builder()
+                            .status(hyper::StatusCode::MOVED_PERMANENTLY)
+                            .header(hyper::header::LOCATION, location)
+                            .body(String::new()),
+                        None => hyper::Response::builder()
+                            .status(hyper::StatusCode::BAD_REQUEST)
+                            .body("use https\n".to_owned()),
+                    };
+                response.map_err(|e| std::io::Error::other(e.to_string()))
+            }
+        });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(16 * 1024);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        r = connection => {
+            if let Err(e) = r {
+                tracing::debug!("web console redirect: connection with {peer}: {e}");
+            }
+        }
+        () = conn.cancel.cancelled() => {}
+    }
+}
+
+/// `example.org:80` → `example.org`, `[::1]:80` → `[::1]`.
+fn host_without_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
     }
 }
