@@ -42,26 +42,6 @@ fn effective(config: &Config, administrator: bool) -> Config {
     c
 }
 
-/// A first configuration for a fresh data directory: one TCP Server port
-/// per serial device the host has (Real COM, the seed's default, comes in a
-/// later release).
-fn first_config() -> Config {
-    let ports: Vec<serde_json::Value> = ttyward_serial::discover::serial_ports()
-        .iter()
-        .enumerate()
-        .map(|(i, path)| {
-            serde_json::json!({
-                "number": i + 1,
-                "device": path.display().to_string(),
-                "mode": {"type": "tcp-server"},
-            })
-        })
-        .collect();
-    // Discovered paths and defaults always validate; an empty config is the
-    // fallback if they ever did not.
-    Config::from_value(&serde_json::json!({ "ports": ports })).unwrap_or_default()
-}
-
 pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
     if args.check {
         let c = service.config();
@@ -76,7 +56,7 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
         return Ok(());
     }
     if service.stored_revision().await.map_err(runtime)? == 0 {
-        let first = first_config();
+        let first = Config::first_use(Default::default());
         tracing::info!(
             "fresh data directory: {} serial port(s) found",
             first.ports.len()
@@ -159,27 +139,33 @@ pub async fn serve(
                 if let Some(jump) = clock.jumped() {
                     service.record(EventId::SystemTimeChanged, jump);
                 }
-                let version = match service.data_version().await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!("cannot read the store: {e}");
-                        continue;
+                // Another process (admin, config import) committed:
+                // take its configuration.
+                match service.data_version().await {
+                    Ok(version) if version != last_version => {
+                        last_version = version;
+                        if let Err(e) = service.reload().await {
+                            tracing::warn!("cannot reload the configuration: {e}");
+                        }
                     }
-                };
-                if version == last_version {
-                    continue;
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("cannot read the store: {e}"),
                 }
-                last_version = version;
-                if let Err(e) = service.reload().await {
-                    tracing::warn!("cannot reload the configuration: {e}");
-                }
+                // Accounts change in this process too (the web console's
+                // setup, a factory reset), so this is asked every tick.
                 let now_admin = service.has_administrator().await.unwrap_or(d.administrator);
                 if now_admin != d.administrator {
                     d.administrator = now_admin;
-                    tracing::info!(
-                        "{}",
-                        if now_admin { "an Administrator exists: starting the serial ports" } else { "no active Administrator: serial ports off" }
-                    );
+                    if now_admin {
+                        tracing::info!("an Administrator exists: starting the serial ports");
+                    } else {
+                        tracing::warn!("no active Administrator: serial ports off");
+                        if let Ok(Some(code)) = service.issue_setup_code().await {
+                            tracing::warn!(
+                                "first use again: create the Administrator with `ttyward admin create` or the setup code {code}"
+                            );
+                        }
+                    }
                     d.applied().await;
                 }
             }

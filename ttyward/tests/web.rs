@@ -632,6 +632,7 @@ fn operator_is_refused_every_security_and_account_management_action() {
         route("GET", "/api/v1/events", "/api/v1/events?limit=1000", Body::None, 200, 401),
         route("GET", "/api/v1/events/export", "/api/v1/events/export?format=json", Body::None, 200, 401),
         route("GET", "/api/v1/events/export", "/api/v1/events/export?format=csv", Body::None, 200, 401),
+        route("POST", "/api/v1/maintenance/factory-reset", "/api/v1/maintenance/factory-reset", j(json!({"confirm": "delete everything"})), 403, 401),
         // Last: it ends the Operator's session.
         route("POST", "/api/v1/logout", "/api/v1/logout", Body::None, 204, 401),
     ];
@@ -1146,4 +1147,164 @@ fn plain_http_port_only_redirects_to_https() {
         let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         assert!(body.is_empty(), "nothing is served in clear: {answer}");
     }
+}
+
+/// 10,000 connections from one source that never start a TLS handshake:
+/// the Gate refuses all but the per-source cap at once, the handshake
+/// timeout ends the rest, another source still gets the console, and an
+/// established serial session keeps forwarding throughout.
+#[test]
+fn ten_thousand_idle_connections_from_one_source_do_not_stop_serial_forwarding() {
+    const FLOOD: usize = 10_000;
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .expect("getrlimit");
+    assert!(
+        soft >= FLOOD as u64 + 1_000,
+        "this test needs {} open files; raise `ulimit -n` (now {soft})",
+        FLOOD + 1_000
+    );
+    let serial = "\n[security.dos]\nhandshake_timeout_s = 2\n\n[[ports]]\nnumber = 1\ndevice = \"sim:echo\"\n[ports.mode]\ntype = \"tcp-server\"\nbind = [\"127.0.0.1\"]\nlocal_port = 0\n";
+    let d = start("web-slow-flood", serial, false);
+    let port = d
+        .daemon
+        .listeners
+        .iter()
+        .find(|(n, _)| *n == 1)
+        .map(|(_, p)| *p)
+        .expect("serial port 1 listens");
+    let web_port = web_addr(&d.daemon.ready).port();
+    let mut session = std::net::TcpStream::connect(("127.0.0.1", port)).expect("serial session");
+    let echo = |s: &mut std::net::TcpStream, i: usize| {
+        let msg = format!("<still here {i}>");
+        s.write_all(msg.as_bytes()).expect("serial write");
+        assert_eq!(
+            read_exact_timeout(s, msg.len(), Duration::from_secs(10)),
+            msg.as_bytes(),
+            "the serial session stopped forwarding during the flood"
+        );
+    };
+    echo(&mut session, 0);
+
+    let started = std::time::Instant::now();
+    let mut idle = Vec::with_capacity(FLOOD);
+    for i in 0..FLOOD {
+        // The kernel may make a connect wait while the listen backlog is
+        // full; the server drains it, so this never stalls for long.
+        match std::net::TcpStream::connect(("127.0.0.1", web_port)) {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connection {i} to the web port failed: {e}"),
+        }
+        if i % 1_000 == 999 {
+            echo(&mut session, i);
+        }
+    }
+    // Another source is not affected by this one's cap.
+    let other = d.web.with_source(LOCALHOST_2);
+    assert_eq!(
+        other.get("/api/v1/login", None).status,
+        200,
+        "another address gets the console"
+    );
+    echo(&mut session, FLOOD);
+
+    // Every idle connection ends: refused at once by the Gate, or closed
+    // when the 2 s handshake timeout passes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut open = idle.len();
+    while open > 0 && std::time::Instant::now() < deadline {
+        open = 0;
+        for s in &idle {
+            s.set_nonblocking(true).expect("nonblocking");
+            let mut byte = [0u8; 1];
+            match std::io::Read::read(&mut &*s, &mut byte) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+                _ => {}
+            }
+        }
+        if open > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    assert_eq!(
+        open, 0,
+        "idle connections the server kept past the handshake timeout"
+    );
+    echo(&mut session, FLOOD + 1);
+    let dos = wait_for_events(&d.dir, &["dos-triggered"], Duration::from_secs(10));
+    let reports = dos.iter().filter(|e| e["event"] == "dos-triggered").count();
+    // At most one report per reason (per-source cap, accept rate) per 10 s.
+    let allowed = 2 * (started.elapsed().as_secs() as usize / 10 + 2);
+    assert!(
+        reports <= allowed,
+        "refusals flooded the log: {reports} dos-triggered entries in {:?}",
+        started.elapsed()
+    );
+}
+
+/// Factory reset from the API: confirmed by its phrase, it ends every
+/// session, turns the ports off, issues a new setup code that works once,
+/// and leaves the event log (with who reset) in place.
+#[test]
+fn factory_reset_returns_the_device_to_first_use() {
+    let serial = "\n[[ports]]\nnumber = 1\ndevice = \"sim:echo\"\n[ports.mode]\ntype = \"tcp-server\"\nbind = [\"127.0.0.1\"]\nlocal_port = 0\n";
+    let mut d = start("web-reset", serial, false);
+    assert!(
+        !d.daemon.listeners.is_empty(),
+        "port 1 serves before the reset"
+    );
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let r = d.web.json(
+        "POST",
+        "/api/v1/maintenance/factory-reset",
+        Some(&admin),
+        &json!({"confirm": "yes"}),
+    );
+    assert_eq!(
+        r.status,
+        422,
+        "a wrong phrase changes nothing: {}",
+        r.text()
+    );
+    assert_eq!(d.web.get("/api/v1/me", Some(&admin)).status, 200);
+    let r = d.web.json(
+        "POST",
+        "/api/v1/maintenance/factory-reset",
+        Some(&admin),
+        &json!({"confirm": "delete everything"}),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    let applied = if applied["setup_required"] == true {
+        applied
+    } else {
+        d.daemon.wait_event("applied", Duration::from_secs(10))
+    };
+    assert_eq!(applied["setup_required"], true, "{applied}");
+    assert!(
+        listeners_of(&applied).is_empty(),
+        "every serial port is off after the reset: {applied}"
+    );
+    assert_eq!(
+        d.web.get("/api/v1/me", Some(&admin)).status,
+        401,
+        "the session died"
+    );
+    let code = std::fs::read_to_string(d.dir.join("setup-code")).expect("a new setup code");
+    let r = d.web.json(
+        "POST",
+        "/api/v1/setup",
+        None,
+        &json!({"setup_code": code.trim(), "name": "again", "password": "Fresh-Start-Harbour-9"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let events = wait_for_events(
+        &d.dir,
+        &["factory-reset", "login-succeeded"],
+        Duration::from_secs(10),
+    );
+    let reset = events
+        .iter()
+        .find(|e| e["event"] == "factory-reset")
+        .expect("factory-reset event");
+    assert_eq!(reset["user"], ADMIN);
 }

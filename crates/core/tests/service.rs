@@ -662,3 +662,65 @@ async fn api_tokens_act_as_their_account_until_revoked_or_disabled() {
     let r = s.create_api_token(&me, "", "op", None).await;
     assert!(matches!(r, Err(ServiceError::Invalid(_))), "{r:?}");
 }
+
+#[tokio::test]
+async fn factory_reset_forgets_accounts_and_configuration_but_keeps_the_log() {
+    let (s, _dir) = with_accounts().await;
+    let me = Caller::local();
+    let mut cfg = (*s.config()).clone();
+    cfg.security.login.message = "before the reset".into();
+    cfg.services.web.https_port = 8443;
+    s.update_config(&me, cfg, false).await.expect("settings");
+    let op = login_as(&s, "op", OP_PW, net(5)).await;
+    let r = s.factory_reset(&op).await;
+    assert!(
+        matches!(r, Err(ServiceError::Forbidden { .. })),
+        "an Operator may not reset: {r:?}"
+    );
+    let admin = login_as(&s, "admin", ADMIN_PW, net(1)).await;
+    s.factory_reset(&admin).await.expect("reset");
+    assert!(
+        !s.has_administrator().await.expect("query"),
+        "no account is left"
+    );
+    assert!(s.accounts(&me).await.expect("list").is_empty());
+    assert!(
+        s.authenticate(&SessionToken::presented("x"), net(1), Interface::Web)
+            .await
+            .is_err()
+    );
+    let after = s.config();
+    assert_eq!(
+        after.security.login.message, "",
+        "settings are back to their defaults"
+    );
+    assert_eq!(
+        after.services.web.https_port, 8443,
+        "the console stays where it was"
+    );
+    // The log kept what happened before, and says who reset.
+    s.events().flush().await.expect("flush");
+    let page = s
+        .query_events(
+            &me,
+            EventQuery {
+                limit: 1000,
+                ..EventQuery::default()
+            },
+        )
+        .await
+        .expect("log");
+    assert!(
+        page.events
+            .iter()
+            .any(|e| e.event == EventId::LoginSucceeded)
+    );
+    let reset = page
+        .events
+        .iter()
+        .find(|e| e.event == EventId::FactoryReset)
+        .expect("factory-reset recorded");
+    assert_eq!(reset.user.as_deref(), Some("admin"));
+    // First use again: the setup code works once more.
+    assert!(s.issue_setup_code().await.expect("code").is_some());
+}

@@ -324,6 +324,34 @@ impl Config {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
+    /// The configuration of a device at first use (fresh data directory,
+    /// factory reset): one TCP Server port per serial device the host has
+    /// (Real COM, the seed's default, comes in a later release), reached
+    /// through `services`.
+    pub fn first_use(services: crate::services::Services) -> Config {
+        let ports: Vec<serde_json::Value> = ttyward_serial::discover::serial_ports()
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                serde_json::json!({
+                    "number": i + 1,
+                    "device": path.display().to_string(),
+                    "mode": {"type": "tcp-server"},
+                })
+            })
+            .collect();
+        // Discovered paths and defaults always validate; no port at all is
+        // the fallback if they ever did not.
+        let ports = Config::from_value(&serde_json::json!({ "ports": ports }))
+            .map(|c| c.ports)
+            .unwrap_or_default();
+        Config {
+            ports,
+            services,
+            ..Config::default()
+        }
+    }
+
     /// The port with this number.
     pub fn port(&self, number: u16) -> Option<&PortConfig> {
         self.ports.iter().find(|p| p.number == number)

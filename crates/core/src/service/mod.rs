@@ -15,6 +15,7 @@
 mod accounts;
 mod auth;
 mod events;
+mod maintenance;
 mod settings;
 mod tokens;
 

@@ -18,6 +18,7 @@ mod config;
 mod document;
 mod error;
 mod events;
+mod maintenance;
 mod ports;
 mod system;
 mod tokens;
@@ -83,6 +84,7 @@ pub type PortsView = tokio::sync::watch::Receiver<Arc<Vec<ttyward_engine::PortHa
         (name = "events", description = "Diagnostics > System Log"),
         (name = "system", description = "System information"),
         (name = "ports", description = "Serial ports: live state and counters"),
+        (name = "maintenance", description = "Maintenance: factory reset"),
     )
 )]
 struct ApiDoc;
@@ -115,6 +117,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(config::import_config))
         .routes(routes!(events::query_events))
         .routes(routes!(events::export_events))
+        .routes(routes!(maintenance::factory_reset))
         .split_for_parts()
 }
 
