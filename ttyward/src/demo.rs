@@ -84,8 +84,8 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
         }
         if args.web_port != 0 {
             println!(
-                "\nREST API (the web console's pages come next): https://{host}:{wp}/api/v1/openapi.json\n\
-                 \x20 curl -sk https://{host}:{wp}/api/v1/login        (self-signed certificate: {dir}/certs/system.crt)",
+                "\nWeb console: https://{host}:{wp}/   (log in as {DEMO_ADMIN}; the certificate is self-signed: {dir}/certs/system.crt)\n\
+                 REST API:    https://{host}:{wp}/api/v1/openapi.json",
                 wp = args.web_port
             );
         }
