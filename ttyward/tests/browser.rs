@@ -593,3 +593,165 @@ fn log_view_filters_by_category_severity_text_and_time() {
         "combined view"
     );
 }
+
+/// Every stored event, once one matches `done` (the event log's writer
+/// stores asynchronously), or panic after `timeout`.
+fn events_once(c: &Console, done: &dyn Fn(&Value) -> bool, timeout: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let events = c.events();
+        if events.iter().any(done) {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the awaited event was not stored within {timeout:?}: {events:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The Administrator's settings forms in the browser: the password policy
+/// (min length 16 and a digit; 200 refused and named), a custom group
+/// with two permissions, an account refused for too short a password then
+/// created and moved into the group, the last Administrator's deletion
+/// refused, the lockout time set in minutes, port-connected events
+/// switched off, the configuration exported and imported back (a bad
+/// import refused first); then the new account sees only its group's
+/// menu and changes its own password. Checked here: the stored
+/// configuration, the events naming who did what, and that a connection
+/// to port 1 is no longer recorded as port-connected.
+#[test]
+fn administrator_settings_forms_change_policy_accounts_groups_lockout_log_and_config() {
+    const OP: &str = "auditor1";
+    const OP_PASSWORD: &str = "Quartz-Harbor-Lantern-42";
+    const OP_NEW_PASSWORD: &str = "Velvet-Orchard-Compass-91";
+    const GROUP: &str = "auditors";
+    let c = Console::start(
+        "browser-forms",
+        "sim:echo",
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    let result = c.browse(
+        "forms",
+        json!({
+            "name": ADMIN,
+            "password": ADMIN_PASSWORD,
+            "min_length": 16,
+            "group": GROUP,
+            "group_permissions": ["system.view", "log.view"],
+            "op_name": OP,
+            "short_password": "Short-pw-1",
+            "op_password": OP_PASSWORD,
+            "op_new_password": OP_NEW_PASSWORD,
+            "op_sections": ["Dashboard", "System Settings", "Diagnostics"],
+            "login_message": LOGIN_MESSAGE,
+            "lockout_min_before": 1,
+            "lockout_min": 10,
+            "unrecorded": "port-connected",
+            "capacity": 20_000,
+        }),
+    );
+    assert_eq!(
+        result["sections"],
+        json!(["Dashboard", "System Settings", "Diagnostics"]),
+        "{result}"
+    );
+
+    let export = c.export();
+    for want in [
+        "min_length = 16",
+        "require_digit = true",
+        "lockout_s = 600",
+        "capacity = 20000",
+        "disabled = [\"port-connected\"]",
+    ] {
+        assert!(export.contains(want), "{want} not stored:\n{export}");
+    }
+
+    let events = events_once(
+        &c,
+        &|e| e["event"] == "password-changed" && e["user"] == OP,
+        Duration::from_secs(5),
+    );
+    let by_admin = |event: &str| -> Vec<&Value> {
+        named(&events, event)
+            .into_iter()
+            .filter(|e| e["user"] == ADMIN)
+            .collect()
+    };
+    // The import changed the log's capacity: a second
+    // event-log-settings-changed, after the Log Settings form's.
+    for (event, times) in [
+        ("password-policy-changed", 1),
+        ("group-created", 1),
+        ("account-created", 1),
+        ("account-group-changed", 1),
+        ("login-settings-changed", 1),
+        ("event-log-settings-changed", 2),
+        ("config-import-refused", 1),
+        ("config-imported", 1),
+    ] {
+        assert_eq!(
+            by_admin(event).len(),
+            times,
+            "{event} by {ADMIN}: {events:#?}"
+        );
+    }
+    let message = |event: &str| {
+        by_admin(event)[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        message("group-created").contains("log.view")
+            && message("group-created").contains("system.view"),
+        "{}",
+        message("group-created")
+    );
+    assert!(
+        message("account-group-changed").contains(&format!("from Operator to {GROUP}")),
+        "{}",
+        message("account-group-changed")
+    );
+    assert!(
+        named(&events, "account-deleted").is_empty(),
+        "the last Administrator was deleted: {events:#?}"
+    );
+    assert!(
+        named(&events, "login-succeeded")
+            .iter()
+            .any(|e| e["user"] == OP),
+        "{OP} never logged in: {events:#?}"
+    );
+
+    // port-connected is off now; port-disconnected still recorded: a
+    // connection leaves the one and not the other.
+    let newest = events
+        .iter()
+        .filter_map(|e| e["seq"].as_i64())
+        .max()
+        .unwrap_or(0);
+    let port = c
+        .daemon
+        .listeners
+        .iter()
+        .find(|l| l.0 == 1)
+        .map(|l| l.1)
+        .expect("port 1 listens");
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to port 1");
+    drop(stream);
+    let later = |e: &Value| e["seq"].as_i64().is_some_and(|s| s > newest);
+    let events = events_once(
+        &c,
+        &|e| later(e) && e["event"] == "port-disconnected",
+        Duration::from_secs(5),
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| later(e) && e["event"] == "port-connected"),
+        "port-connected still recorded: {events:#?}"
+    );
+}

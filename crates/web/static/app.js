@@ -1,7 +1,44 @@
-// ttyward console: the dashboard's live traffic chart. Polls the REST API
-// (same session cookie) every 2 s and draws bytes/s per port on a canvas.
-// No inline script anywhere: the CSP allows only this file.
+// ttyward console: the dashboard's live traffic chart (polls the REST API
+// with the same session cookie every 2 s and draws bytes/s per port on a
+// canvas), and small conveniences on forms: live character counters,
+// showing only the chosen operation mode's fields, loading a file into a
+// text box. Every page works without this script; the CSP allows only
+// this file, no inline script.
 "use strict";
+
+// "(12/256)" next to a text box, kept up to date while typing.
+document.querySelectorAll("[data-counter]").forEach(function (box) {
+  const counter = document.getElementById(box.dataset.counter);
+  if (!counter) return;
+  box.addEventListener("input", function () {
+    counter.textContent = "(" + [...box.value].length + "/" + counter.dataset.max + ")";
+  });
+});
+
+// Operation Modes: show the fields of the chosen mode only.
+document.querySelectorAll("form.mode-form").forEach(function (form) {
+  const select = form.querySelector("[data-mode-select]");
+  if (!select) return;
+  function show() {
+    form.querySelectorAll("[data-modes]").forEach(function (field) {
+      field.hidden = !field.dataset.modes.split(" ").includes(select.value);
+    });
+  }
+  select.addEventListener("change", show);
+  show();
+});
+
+// Maintenance > Configuration: read a chosen file into the text box (the
+// file itself is never uploaded; the text box is).
+document.querySelectorAll("input[type=file][data-fill]").forEach(function (input) {
+  const target = document.getElementById(input.dataset.fill);
+  if (!target) return;
+  input.addEventListener("change", function () {
+    const file = input.files && input.files[0];
+    if (file) file.text().then(function (text) { target.value = text; });
+  });
+});
+
 (function () {
   const canvas = document.getElementById("traffic");
   if (!canvas) return;

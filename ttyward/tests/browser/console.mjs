@@ -506,6 +506,153 @@ const scenarios = {
       combined: views.combined.map((r) => r.seq),
     };
   },
+
+  // The Administrator's settings forms end to end: a stricter password
+  // policy (and a bad value named), a custom group with two permissions,
+  // an account refused for a short password then created and moved into
+  // the group, the last Administrator's deletion refused, a longer
+  // lockout, port-connected events no longer recorded, the configuration
+  // exported and imported back (a bad import first). Then the new account
+  // logs in, sees its group's menu only, and changes its own password
+  // from the header's link. The other new pages are visited and shot.
+  async forms(b) {
+    await b.login(args.name, args.password);
+    const notice = () => b.text("main .notice");
+    const problem = () => b.text("main .problem");
+    // Skip the browser's own checks of min/max, so that the device's
+    // answer to a bad value can be seen.
+    const noValidate = (form) => b.page.$eval(form, (f) => { f.noValidate = true; });
+
+    // Account Management > Password Policy.
+    const policy = 'form[action="/accounts/password-policy"]';
+    await b.visit("/accounts/password-policy", "policy");
+    expectEqual(await b.page.inputValue(`${policy} input[name="min_length"]`), "8", "minimum length at the start");
+    await noValidate(policy);
+    await b.page.fill(`${policy} input[name="min_length"]`, "200");
+    await b.submit(policy, "policy-refused", { status: 422, landsOn: "/accounts/password-policy" });
+    expect((await problem()).includes("security.password_policy.min_length"), `the bad minimum length should be named: ${await problem()}`);
+    await b.page.fill(`${policy} input[name="min_length"]`, String(args.min_length));
+    await b.page.check(`${policy} input[name="require_digit"]`);
+    await b.submit(policy, "policy-saved", { status: 200, landsOn: "/accounts/password-policy" });
+    expect((await notice()).startsWith("Saved"), `notice after saving the policy: ${await notice()}`);
+    expectEqual(await b.page.inputValue(`${policy} input[name="min_length"]`), String(args.min_length), "minimum length after saving");
+    expect(await b.page.isChecked(`${policy} input[name="require_digit"]`), "digit requirement after saving");
+
+    // Account Management > Groups: a custom group with two permissions.
+    await b.visit("/accounts/groups", "groups");
+    expectEqual(await b.count("#groups tbody tr"), 2, "groups at the start (the built-in two)");
+    expectEqual(await b.count("section.group"), 0, "editable groups at the start");
+    await b.page.fill('#create-group input[name="name"]', args.group);
+    for (const p of args.group_permissions) {
+      await b.page.check(`#create-group input[name="permission"][value="${p}"]`);
+    }
+    await b.submit("#create-group form", "group-created", { status: 200, landsOn: "/accounts/groups" });
+    expect((await notice()).includes(`Group '${args.group}' saved with ${args.group_permissions.length}`), `notice after creating the group: ${await notice()}`);
+    const row = await b.text(`#groups tr[data-group="${args.group}"]`);
+    for (const p of args.group_permissions) expect(row.includes(p), `the group's row lacks ${p}: ${row}`);
+    const ticked = await b.page.$$eval(`#group-${args.group} input[name="permission"]:checked`, (es) => es.map((e) => e.value));
+    expectEqual(ticked.join(","), args.group_permissions.join(","), "the new group's ticked permissions");
+
+    // Account Management > Accounts: too short a password, then a good one.
+    await b.visit("/accounts", "accounts");
+    const create = async (password, name, status) => {
+      await b.page.fill('#create input[name="name"]', args.op_name);
+      await b.page.selectOption('#create select[name="group"]', "Operator");
+      await b.page.fill('#create input[name="password"]', password);
+      await b.page.fill('#create input[name="password2"]', password);
+      return b.submit("#create form", name, { status, landsOn: "/accounts" });
+    };
+    await create(args.short_password, "account-refused", 422);
+    expect((await problem()).includes(`shorter than ${args.min_length} characters`), `the short password should be refused by the policy: ${await problem()}`);
+    expectEqual(await b.page.inputValue('#create input[name="name"]'), args.op_name, "account name kept after a refusal");
+    expectEqual(await b.count(`#accounts tr[data-account="${args.op_name}"]`), 0, "the refused account is listed");
+    await create(args.op_password, "account-created", 200);
+    expectEqual(await notice(), `Account '${args.op_name}' created in group Operator.`, "notice after creating the account");
+    expect((await b.text(`#accounts tr[data-account="${args.op_name}"]`)).includes("Operator"), "the new account's row");
+
+    const account = `#account-${args.op_name}`;
+    await b.page.click(`${account} summary`);
+    await b.page.selectOption(`${account} form.account-group select[name="group"]`, args.group);
+    await b.submit(`${account} form.account-group`, "account-moved", { status: 200, landsOn: "/accounts/edit" });
+    expect((await notice()).includes(`moved to ${args.group}`), `notice after moving the account: ${await notice()}`);
+    expect((await b.text(`#accounts tr[data-account="${args.op_name}"]`)).includes(args.group), "the account's row after the move");
+
+    const admin = `#account-${args.name}`;
+    await b.page.click(`${admin} summary`);
+    await b.page.check(`${admin} form.account-delete input[name="confirm"]`);
+    await b.submit(`${admin} form.account-delete`, "last-admin-refused", { status: 422, landsOn: "/accounts/edit" });
+    expect(/last active Administrator/.test(await problem()), `deleting the last Administrator should be refused: ${await problem()}`);
+    expectEqual(await b.count(`#accounts tr[data-account="${args.name}"]`), 1, "the Administrator after a refused delete");
+
+    // Security > Login Settings: the lockout time, in minutes.
+    const lockout = 'form[action="/security/login/lockout"]';
+    await b.visit("/security/login", "login-settings");
+    expectEqual(await b.text("#message-count"), `(${args.login_message.length}/256)`, "the login message's counter");
+    expectEqual(await b.page.inputValue(`${lockout} input[name="lockout_min"]`), String(args.lockout_min_before), "lockout time at the start (minutes)");
+    await b.page.fill(`${lockout} input[name="lockout_min"]`, String(args.lockout_min));
+    await b.submit(lockout, "login-settings-saved", { status: 200, landsOn: "/security/login/lockout" });
+    expect((await notice()).startsWith("Saved"), `notice after saving the lockout: ${await notice()}`);
+    expectEqual(await b.page.inputValue(`${lockout} input[name="lockout_min"]`), String(args.lockout_min), "lockout time after saving");
+
+    // Diagnostics > System Log > Log Settings: stop recording an event.
+    await b.visit("/log/settings", "log-settings");
+    const box = `#record-${args.unrecorded}`;
+    expect(await b.page.isChecked(box), `${args.unrecorded} not recorded at the start`);
+    expect((await b.page.isDisabled("#record-events-dropped")) && (await b.page.isChecked("#record-events-dropped")), "events-dropped should be shown recorded and locked");
+    await b.page.uncheck(box);
+    await b.submit("#log-settings", "log-settings-saved", { status: 200, landsOn: "/log/settings" });
+    expect((await notice()).startsWith("Saved"), `notice after saving the log settings: ${await notice()}`);
+    expect(!(await b.page.isChecked(box)), `${args.unrecorded} still recorded after saving`);
+
+    // Maintenance > Configuration: export, then import (a bad one first).
+    await b.visit("/maintenance/config", "config");
+    const href = await b.page.getAttribute("#export a#download", "href");
+    const exported = await b.page.request.get(base + href);
+    expectEqual(exported.status(), 200, "status of the configuration download");
+    const toml = await exported.text();
+    for (const want of [`min_length = ${args.min_length}`, `lockout_s = ${args.lockout_min * 60}`, `"${args.unrecorded}"`]) {
+      expect(toml.includes(want), `the export lacks ${want}:\n${toml}`);
+    }
+    expect(toml.includes("capacity = 10000"), "the export's log capacity");
+    const form = 'form[action="/maintenance/config"]';
+    await b.page.fill(`${form} textarea[name="toml"]`, toml.replace("capacity = 10000", "capacity = 5"));
+    await b.submit(form, "import-refused", { status: 422, landsOn: "/maintenance/config" });
+    const fields = await b.page.$$eval("main .problem li", (ls) => ls.map((l) => l.textContent.trim()));
+    expect(fields.some((f) => f.startsWith("event_log.capacity")), `the bad capacity should be named: ${fields.join(" | ")}`);
+    expect((await b.page.inputValue(`${form} textarea[name="toml"]`)).includes("capacity = 5"), "the refused document is kept for correction");
+    await b.page.fill(`${form} textarea[name="toml"]`, toml.replace("capacity = 10000", `capacity = ${args.capacity}`));
+    await b.submit(form, "imported", { status: 200, landsOn: "/maintenance/config" });
+    expect(/^Imported as revision \d+: event log settings\.$/.test(await notice()), `notice after the import: ${await notice()}`);
+
+    // The other new pages open with the stored values.
+    await b.visit("/security/services", "services");
+    expectEqual(await b.page.inputValue('input[name="bind"]'), "127.0.0.1", "the console's address on Services");
+    expectEqual(await b.page.inputValue('input[name="https_port"]'), "0", "the HTTPS port on Services");
+    await b.visit("/security/certificate", "certificate");
+    expect((await b.text("#current")).includes("Self-signed"), "the certificate is shown");
+    expectEqual(await b.page.getAttribute("#download", "href"), "/api/v1/certificate/export", "the certificate's download link");
+    await b.visit("/security/allowlist", "allowlist-dos");
+    expectEqual(await b.page.inputValue('#dos input[name="per_source_connections"]'), "128", "DoS Defense's per-source limit");
+    await b.visit("/serial/modes", "modes");
+    expectEqual(await b.page.inputValue('#mode-1 select[name="mode"]'), "tcp-server", "port 1's mode");
+    expect(await b.page.isHidden('#mode-1 textarea[name="udp_destinations"]'), "a UDP field shown for a TCP Server");
+
+    // The new account: its group's menu only, and its own password.
+    await b.submit('form[action="/logout"]', "logged-out", { status: 200, landsOn: "/login" });
+    await b.login(args.op_name, args.op_password, { shot: "op-dashboard" });
+    const sections = (await b.menu()).map((s) => s.section);
+    expectEqual(sections.join(", "), args.op_sections.join(", "), `${args.op_name}'s menu sections`);
+    const navigation = b.page.waitForNavigation({ waitUntil: "load" });
+    await b.page.click("#change-password");
+    await b.arrived(await navigation, "the header's Change password link", "own-password", 200, "/account/password");
+    const own = 'form[action="/account/password"]';
+    await b.page.fill(`${own} input[name="old_password"]`, args.op_password);
+    await b.page.fill(`${own} input[name="new_password"]`, args.op_new_password);
+    await b.page.fill(`${own} input[name="new_password2"]`, args.op_new_password);
+    await b.submit(own, "own-password-changed", { status: 200, landsOn: "/account/password" });
+    expect((await notice()).includes("Your password was changed"), `notice after changing one's password: ${await notice()}`);
+    return { sections };
+  },
 };
 
 // ---- main ----------------------------------------------------------------

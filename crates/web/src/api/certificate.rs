@@ -109,15 +109,32 @@ fn install(
     cert: DeviceCert,
     what: &str,
 ) -> Result<Json<CertInfo>, ApiError> {
-    let info = cert.info();
-    state.tls.replace(cert).map_err(ApiError::internal)?;
-    state.service.audit(
-        caller,
-        EventId::CertificateChanged,
-        format!(
-            "{what}: {} (SHA-256 {}), valid until {}",
-            info.subject, info.sha256_fingerprint, info.not_after
-        ),
-    );
-    Ok(Json(info))
+    state
+        .install_certificate(caller, cert, what)
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+impl AppState {
+    /// Save `cert`, present it from the next handshake on, and record the
+    /// `certificate-changed` event naming `caller` and `what` was done
+    /// (the API and the console's Certificate page both install this way).
+    pub(crate) fn install_certificate(
+        &self,
+        caller: &Caller,
+        cert: DeviceCert,
+        what: &str,
+    ) -> Result<CertInfo, crate::cert::CertError> {
+        let info = cert.info();
+        self.tls.replace(cert)?;
+        self.service.audit(
+            caller,
+            EventId::CertificateChanged,
+            format!(
+                "{what}: {} (SHA-256 {}), valid until {}",
+                info.subject, info.sha256_fingerprint, info.not_after
+            ),
+        );
+        Ok(info)
+    }
 }

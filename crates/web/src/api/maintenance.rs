@@ -14,7 +14,7 @@ use crate::api::error::ErrorBody;
 use crate::cert::{DeviceCert, host_identity};
 
 /// The phrase a factory reset must be confirmed with.
-pub const CONFIRMATION: &str = "delete everything";
+pub(crate) const CONFIRMATION: &str = "delete everything";
 
 /// The confirmation.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -48,15 +48,27 @@ pub async fn factory_reset(
         ))
         .into());
     }
-    state.service.factory_reset(&caller).await?;
-    let (names, addresses) = host_identity();
-    match DeviceCert::self_signed(&names, &addresses).map(|c| state.tls.replace(c)) {
-        Ok(Ok(())) => {}
-        // The reset itself happened; an old certificate is no reason to
-        // report failure, but it is worth the daemon's log.
-        Ok(Err(e)) | Err(e) => {
-            tracing::warn!("factory reset: the certificate was not renewed: {e}")
-        }
-    }
+    state.factory_reset(&caller).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+impl AppState {
+    /// The reset itself (the API and the console's page both use it): the
+    /// service forgets everything, then a new self-signed certificate.
+    pub(crate) async fn factory_reset(
+        &self,
+        caller: &ttyward_core::service::Caller,
+    ) -> Result<(), ServiceError> {
+        self.service.factory_reset(caller).await?;
+        let (names, addresses) = host_identity();
+        match DeviceCert::self_signed(&names, &addresses).map(|c| self.tls.replace(c)) {
+            Ok(Ok(())) => {}
+            // The reset itself happened; an old certificate is no reason
+            // to report failure, but it is worth the daemon's log.
+            Ok(Err(e)) | Err(e) => {
+                tracing::warn!("factory reset: the certificate was not renewed: {e}")
+            }
+        }
+        Ok(())
+    }
 }

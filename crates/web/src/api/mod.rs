@@ -18,7 +18,7 @@ mod config;
 mod document;
 mod error;
 mod events;
-mod maintenance;
+pub(crate) mod maintenance;
 mod ports;
 mod system;
 mod tokens;

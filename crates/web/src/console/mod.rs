@@ -36,10 +36,6 @@ pub use nav::Nav;
 /// The console's routes (merged with the API's by [`crate::api::app`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(pages::root))
-        .route("/login", get(pages::login_page).post(pages::login_submit))
-        .route("/setup", get(pages::setup_page).post(pages::setup_submit))
-        .route("/logout", axum::routing::post(pages::logout))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .merge(pages::routes())

@@ -1,0 +1,447 @@
+//! Serial Port Settings > Operation Modes: per port, the mode (disabled,
+//! TCP Server, RFC 2217, UDP, TCP Client) and its main fields — local
+//! port, max connections, alive check, inactivity, destinations. Fields the
+//! page does not show (listen addresses, connection control, reconnect
+//! delays, a destination's local port) keep their values; when the mode
+//! changes, those the new mode shares with the old (addresses, local port,
+//! alive check, max connections) carry over.
+
+use std::net::IpAddr;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use ttyward_core::config::{
+    Config, MAX_CONNECTIONS, OperationMode, PortConfig, TcpDestination, UdpRange, default_data_port,
+};
+use ttyward_core::permission::Permission;
+
+use super::super::{PageError, Visitor, render};
+use super::Chrome;
+use super::form::{ConfigEdit, change_notice, number_or_text};
+use crate::api::AppState;
+
+/// The modes offered, in the seed's order, with their names on the page.
+const MODES: [(&str, &str); 5] = [
+    ("disabled", "Disabled"),
+    ("tcp-server", "TCP Server"),
+    ("rfc2217", "RFC 2217"),
+    ("udp", "UDP"),
+    ("tcp-client", "TCP Client"),
+];
+
+/// The fields each mode has in the document.
+fn fields_of(mode: &str) -> &'static [&'static str] {
+    match mode {
+        "tcp-server" => &[
+            "bind",
+            "local_port",
+            "max_connections",
+            "alive_check_min",
+            "inactivity_ms",
+        ],
+        "rfc2217" => &["bind", "local_port", "max_connections", "alive_check_min"],
+        "tcp-client" => &[
+            "destinations",
+            "connect_on",
+            "disconnect_on",
+            "alive_check_min",
+            "inactivity_ms",
+            "reconnect_min_ms",
+            "reconnect_max_ms",
+        ],
+        "udp" => &["bind", "local_port", "destinations"],
+        _ => &[],
+    }
+}
+
+/// Fields that mean the same in every mode that has them (a TCP Client's
+/// destinations are not a UDP port's, nor is its inactivity a server's).
+const SHARED: [&str; 4] = ["bind", "local_port", "max_connections", "alive_check_min"];
+
+/// One port's form as shown.
+struct ModeView {
+    number: u16,
+    alias: String,
+    device: String,
+    mode: String,
+    local_port: String,
+    max_connections: String,
+    alive_check_min: String,
+    inactivity_ms: String,
+    tcp_destinations: String,
+    udp_destinations: String,
+}
+
+/// An address as written in `host:port`: IPv6 in brackets.
+fn host_text(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+fn tcp_lines(d: &[TcpDestination]) -> String {
+    d.iter()
+        .map(|d| format!("{}:{}", host_text(&d.host), d.port))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn udp_lines(d: &[UdpRange]) -> String {
+    let ip = |a: IpAddr| host_text(&a.to_string());
+    d.iter()
+        .map(|r| {
+            if r.begin == r.end {
+                format!("{}:{}", ip(r.begin), r.port)
+            } else {
+                format!("{}-{}:{}", ip(r.begin), ip(r.end), r.port)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ModeView {
+    /// The port's current mode, with the defaults of the fields it lacks
+    /// (what they become when another mode is chosen).
+    fn of(p: &PortConfig) -> ModeView {
+        let mut v = ModeView {
+            number: p.number,
+            alias: p.alias.clone(),
+            device: p.device.to_string(),
+            mode: p.mode.name().to_owned(),
+            local_port: default_data_port(p.number).to_string(),
+            max_connections: "1".into(),
+            alive_check_min: "7".into(),
+            inactivity_ms: "0".into(),
+            tcp_destinations: String::new(),
+            udp_destinations: String::new(),
+        };
+        match &p.mode {
+            OperationMode::Disabled => {}
+            OperationMode::TcpServer(m) => {
+                v.local_port = m.local_port.to_string();
+                v.max_connections = m.max_connections.to_string();
+                v.alive_check_min = m.alive_check_min.to_string();
+                v.inactivity_ms = m.inactivity_ms.to_string();
+            }
+            OperationMode::Rfc2217(m) => {
+                v.local_port = m.local_port.to_string();
+                v.max_connections = m.max_connections.to_string();
+                v.alive_check_min = m.alive_check_min.to_string();
+            }
+            OperationMode::TcpClient(m) => {
+                v.alive_check_min = m.alive_check_min.to_string();
+                v.tcp_destinations = tcp_lines(&m.destinations);
+            }
+            OperationMode::Udp(m) => {
+                v.local_port = m.local_port.to_string();
+                v.udp_destinations = udp_lines(&m.destinations);
+            }
+        }
+        v
+    }
+}
+
+#[derive(Template)]
+#[template(path = "modes.html")]
+struct ModesPage {
+    chrome: Chrome,
+    ports: Vec<ModeView>,
+    modes: [(&'static str, &'static str); 5],
+    max_connections: u16,
+    can_change: bool,
+}
+
+fn views(config: &Config) -> Vec<ModeView> {
+    config.ports.iter().map(ModeView::of).collect()
+}
+
+/// Every port's form.
+pub async fn page(State(state): State<AppState>, v: Visitor) -> Result<Response, PageError> {
+    v.require(Permission::SerialView)?;
+    Ok(render(&ModesPage {
+        ports: views(&state.service.config()),
+        modes: MODES,
+        max_connections: MAX_CONNECTIONS,
+        can_change: v.caller.may(Permission::SerialChange),
+        chrome: Chrome::new(&v, "/serial/modes"),
+    }))
+}
+
+/// Form fields (each mode uses its own).
+#[derive(Deserialize)]
+pub struct ModeForm {
+    csrf: String,
+    mode: String,
+    #[serde(default)]
+    local_port: String,
+    #[serde(default)]
+    max_connections: String,
+    #[serde(default)]
+    alive_check_min: String,
+    #[serde(default)]
+    inactivity_ms: String,
+    #[serde(default)]
+    tcp_destinations: String,
+    #[serde(default)]
+    udp_destinations: String,
+}
+
+/// `host:port`, `[v6]:port`, or a bare host (the port then missing, for
+/// the validator to name).
+fn split_port(s: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = s.strip_prefix('[') {
+        return match rest.rsplit_once("]:") {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest.trim_end_matches(']'), None),
+        };
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        // A bare IPv6 address: no port.
+        _ => (s, None),
+    }
+}
+
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
+/// TCP Client destinations from `host:port` lines; a destination that is
+/// still there keeps its designated local port.
+fn tcp_destinations(text: &str, current: Option<&Value>) -> Value {
+    let old: Vec<&Value> = current
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let list: Vec<Value> = lines(text)
+        .map(|line| {
+            let (host, port) = split_port(line);
+            let mut d = Map::new();
+            d.insert("host".into(), json!(host));
+            if let Some(p) = port {
+                d.insert("port".into(), number_or_text(p));
+            }
+            if let Some(same) = old
+                .iter()
+                .find(|o| o.get("host") == d.get("host") && o.get("port") == d.get("port"))
+                && let Some(lp) = same.get("local_port").filter(|v| !v.is_null())
+            {
+                d.insert("local_port".into(), lp.clone());
+            }
+            Value::Object(d)
+        })
+        .collect();
+    json!(list)
+}
+
+/// UDP destinations from `begin[-end]:port` lines (IPv6 in brackets); a
+/// line without a port uses the port's default.
+fn udp_destinations(text: &str) -> Value {
+    let bare = |a: &str| a.trim().trim_matches(['[', ']']).to_owned();
+    let list: Vec<Value> = lines(text)
+        .map(|line| {
+            let (range, port) = split_port(line);
+            let (begin, end) = match range.split_once('-') {
+                Some((b, e)) => (bare(b), Some(bare(e))),
+                None => (bare(range), None),
+            };
+            let mut d = Map::new();
+            d.insert("begin".into(), json!(begin));
+            if let Some(e) = end {
+                d.insert("end".into(), json!(e));
+            }
+            if let Some(p) = port {
+                d.insert("port".into(), number_or_text(p));
+            }
+            Value::Object(d)
+        })
+        .collect();
+    json!(list)
+}
+
+/// The new `mode` object: what the current one has that the chosen mode
+/// keeps, then the form's fields.
+fn new_mode(form: &ModeForm, current: &Map<String, Value>) -> Value {
+    let chosen = form.mode.as_str();
+    let same = current.get("type").and_then(Value::as_str) == Some(chosen);
+    let mut m = Map::new();
+    m.insert("type".into(), json!(chosen));
+    for key in fields_of(chosen) {
+        if (same || SHARED.contains(key))
+            && let Some(v) = current.get(*key)
+        {
+            m.insert((*key).into(), v.clone());
+        }
+    }
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.into(), v);
+    };
+    match chosen {
+        "tcp-server" | "rfc2217" => {
+            put("local_port", number_or_text(&form.local_port));
+            put("max_connections", number_or_text(&form.max_connections));
+            put("alive_check_min", number_or_text(&form.alive_check_min));
+            if chosen == "tcp-server" {
+                put("inactivity_ms", number_or_text(&form.inactivity_ms));
+            }
+        }
+        "tcp-client" => {
+            let old = if same {
+                current.get("destinations")
+            } else {
+                None
+            };
+            put(
+                "destinations",
+                tcp_destinations(&form.tcp_destinations, old),
+            );
+            put("alive_check_min", number_or_text(&form.alive_check_min));
+        }
+        "udp" => {
+            put("local_port", number_or_text(&form.local_port));
+            put("destinations", udp_destinations(&form.udp_destinations));
+        }
+        // "disabled" has no field; an unknown type is named by validation.
+        _ => {}
+    }
+    Value::Object(m)
+}
+
+/// Save one port's mode (the port restarts in it).
+pub async fn submit(
+    State(state): State<AppState>,
+    v: Visitor,
+    Path(number): Path<u16>,
+    Form(form): Form<ModeForm>,
+) -> Result<Response, PageError> {
+    v.check_csrf(&form.csrf)?;
+    v.require(Permission::SerialChange)?;
+    let config = state.service.config();
+    let index = config
+        .ports
+        .iter()
+        .position(|p| p.number == number)
+        .ok_or_else(|| PageError::NotFound(format!("no serial port {number}")))?;
+    let mut edit = ConfigEdit::of(&config);
+    let pointer = format!("/ports/{index}/mode");
+    let current = edit
+        .get_mut(&pointer)
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    edit.set(&pointer, new_mode(&form, &current));
+    let result = edit.save(&state, &v.caller, false).await;
+    let mut chrome = Chrome::new(&v, "/serial/modes");
+    let status = chrome.outcome(result, |c| {
+        change_notice(c, &format!("Port {number} restarted in its new mode."))
+    })?;
+    let mut ports = views(&state.service.config());
+    if status != StatusCode::OK
+        && let Some(p) = ports.iter_mut().find(|p| p.number == number)
+    {
+        // The refused values stay in the form for correction.
+        p.mode = form.mode;
+        p.local_port = form.local_port;
+        p.max_connections = form.max_connections;
+        p.alive_check_min = form.alive_check_min;
+        p.inactivity_ms = form.inactivity_ms;
+        p.tcp_destinations = form.tcp_destinations;
+        p.udp_destinations = form.udp_destinations;
+    }
+    let page = ModesPage {
+        ports,
+        modes: MODES,
+        max_connections: MAX_CONNECTIONS,
+        can_change: true,
+        chrome,
+    };
+    Ok((status, render(&page)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(mode: &str) -> ModeForm {
+        ModeForm {
+            csrf: String::new(),
+            mode: mode.into(),
+            local_port: "4010".into(),
+            max_connections: "2".into(),
+            alive_check_min: "3".into(),
+            inactivity_ms: "500".into(),
+            tcp_destinations: "[::1]:4001\n192.0.2.7:502\nhost.example".into(),
+            udp_destinations: "10.0.0.1-10.0.0.5:4001\n[fe80::1]:9\n10.0.0.9".into(),
+        }
+    }
+
+    fn object(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("an object")
+    }
+
+    #[test]
+    fn destinations_are_read_from_host_port_lines() {
+        assert_eq!(
+            tcp_destinations(&form("tcp-client").tcp_destinations, None),
+            json!([
+                {"host": "::1", "port": 4001},
+                {"host": "192.0.2.7", "port": 502},
+                {"host": "host.example"},
+            ])
+        );
+        assert_eq!(
+            udp_destinations(&form("udp").udp_destinations),
+            json!([
+                {"begin": "10.0.0.1", "end": "10.0.0.5", "port": 4001},
+                {"begin": "fe80::1", "port": 9},
+                {"begin": "10.0.0.9"},
+            ])
+        );
+    }
+
+    #[test]
+    fn switching_mode_keeps_shared_fields_and_drops_the_others() {
+        let current = object(json!({
+            "type": "tcp-server", "bind": ["127.0.0.1"], "local_port": 4001,
+            "max_connections": 1, "alive_check_min": 7, "inactivity_ms": 100,
+        }));
+        let udp = new_mode(&form("udp"), &current);
+        assert_eq!(
+            udp,
+            json!({
+                "type": "udp", "bind": ["127.0.0.1"], "local_port": 4010,
+                "destinations": udp_destinations(&form("udp").udp_destinations),
+            })
+        );
+        assert_eq!(
+            new_mode(&form("disabled"), &current),
+            json!({"type": "disabled"})
+        );
+    }
+
+    #[test]
+    fn the_same_mode_keeps_fields_the_page_does_not_show() {
+        let current = object(json!({
+            "type": "tcp-client", "connect_on": "any-character", "disconnect_on": "inactivity",
+            "inactivity_ms": 900, "reconnect_min_ms": 50, "reconnect_max_ms": 5000,
+            "alive_check_min": 7,
+            "destinations": [{"host": "192.0.2.7", "port": 502, "local_port": 5555}],
+        }));
+        let m = new_mode(&form("tcp-client"), &current);
+        assert_eq!(m["connect_on"], "any-character");
+        assert_eq!(m["reconnect_min_ms"], 50);
+        assert_eq!(m["inactivity_ms"], 900);
+        assert_eq!(m["alive_check_min"], 3);
+        assert_eq!(
+            m["destinations"][1],
+            json!({"host": "192.0.2.7", "port": 502, "local_port": 5555})
+        );
+    }
+}
