@@ -84,16 +84,30 @@ impl DeviceTls {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let renew_from = crate::cert::RENEW_BEFORE_DAYS * 86_400;
+        let (names, addresses) = host_identity();
+        let mut wanted: Vec<String> = names
+            .iter()
+            .map(|n| format!("DNS:{n}"))
+            .chain(addresses.iter().map(|a| format!("IP:{a}")))
+            .collect();
+        wanted.sort();
+        let names_changed = |c: &DeviceCert| {
+            let mut have = c.info().subject_alt_names;
+            have.sort();
+            have != wanted
+        };
         let cert = match DeviceCert::load(dir)? {
             // An imported certificate is the user's to replace; a
-            // self-signed one near its end is renewed here.
+            // self-signed one near its end, or naming addresses the host no
+            // longer has (or missing new ones), is made again here (seed
+            // §3.3: the certificate follows the host's addresses).
             Some(cert)
-                if !(cert.info().self_signed && cert.info().not_after_unix - now < renew_from) =>
+                if !(cert.info().self_signed
+                    && (cert.info().not_after_unix - now < renew_from || names_changed(&cert))) =>
             {
                 cert
             }
             _ => {
-                let (names, addresses) = host_identity();
                 let cert = DeviceCert::self_signed(&names, &addresses)?;
                 cert.save(dir)?;
                 tracing::info!("made a self-signed certificate in {}", dir.display());
@@ -128,5 +142,74 @@ impl DeviceTls {
         self.slot.set(key);
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = cert;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::{DeviceCert, host_identity};
+
+    fn tempdir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ttyward-tls-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn keeps_its_certificate_while_the_host_stays_the_same() {
+        let dir = tempdir("same");
+        let first = DeviceTls::open(&dir).expect("open").current().info();
+        let again = DeviceTls::open(&dir).expect("open").current().info();
+        assert_eq!(first.sha256_fingerprint, again.sha256_fingerprint);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn renews_a_self_signed_certificate_naming_other_addresses() {
+        let dir = tempdir("moved");
+        let old =
+            DeviceCert::self_signed(&["elsewhere".into()], &["192.0.2.77".parse().expect("ip")])
+                .expect("cert");
+        old.save(&dir).expect("save");
+        let now = DeviceTls::open(&dir).expect("open").current().info();
+        assert_ne!(now.sha256_fingerprint, old.info().sha256_fingerprint);
+        let (names, addresses) = host_identity();
+        for n in names {
+            assert!(now.subject_alt_names.contains(&format!("DNS:{n}")), "{n}");
+        }
+        for a in addresses {
+            assert!(now.subject_alt_names.contains(&format!("IP:{a}")), "{a}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keeps_an_imported_certificate_whatever_it_names() {
+        let dir = tempdir("imported");
+        // Not self-signed: issued by a CA for other names.
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("ca");
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let mut leaf =
+            rcgen::CertificateParams::new(vec!["device.example".to_owned()]).expect("params");
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, "device.example");
+        let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
+        let _ = ca_cert;
+        let imported = DeviceCert::from_pem(
+            leaf_cert.pem().as_bytes(),
+            leaf_key.serialize_pem().as_bytes(),
+        )
+        .expect("import");
+        imported.save(&dir).expect("save");
+        let now = DeviceTls::open(&dir).expect("open").current().info();
+        assert_eq!(now.sha256_fingerprint, imported.info().sha256_fingerprint);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

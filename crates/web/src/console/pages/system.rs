@@ -29,6 +29,7 @@ struct DashboardPage {
     warnings: Vec<String>,
     hostname: String,
     uptime: String,
+    host_uptime: String,
     cert_subject: String,
     cert_until: String,
     show_ports: bool,
@@ -116,11 +117,24 @@ pub async fn dashboard(State(state): State<AppState>, v: Visitor) -> Result<Resp
         warnings,
         hostname: hostname(),
         uptime: uptime(state.started.elapsed().as_secs()),
+        host_uptime: host_uptime(),
         cert_subject: cert.subject,
         cert_until: cert.not_after,
         show_ports,
         ports,
     }))
+}
+
+/// How long the host has been up (`/proc/uptime`).
+fn host_uptime() -> String {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| {
+            t.split('.')
+                .next()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        })
+        .map_or_else(|| "unknown".to_owned(), uptime)
 }
 
 fn hostname() -> String {
@@ -141,7 +155,11 @@ pub async fn general(State(state): State<AppState>, v: Visitor) -> Result<Respon
             "Time (UTC)".into(),
             ttyward_core::event_log::export::format_time(now),
         ),
-        ("Up for".into(), uptime(state.started.elapsed().as_secs())),
+        (
+            "ttyward up for".into(),
+            uptime(state.started.elapsed().as_secs()),
+        ),
+        ("Host up for".into(), host_uptime()),
         (
             "Software".into(),
             format!("ttyward {}", env!("CARGO_PKG_VERSION")),
