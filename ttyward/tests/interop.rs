@@ -7,9 +7,8 @@
 //! of the tests themselves go through `curl`, the TLS probes through
 //! `openssl s_client`. scripts/test installs all four tools.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -133,62 +132,6 @@ impl Console {
         assert_eq!(status, 200, "login: {answer}");
         answer["token"].as_str().expect("token").to_owned()
     }
-}
-
-/// Run `cmd` with `stdin` (proxies from the environment removed: every
-/// peer is on loopback), killed by its pid if it has not ended within
-/// `timeout`; returns (exit code, stdout, stderr).
-fn run_bounded(
-    cmd: &mut Command,
-    stdin: &[u8],
-    timeout: Duration,
-) -> (Option<i32>, String, String) {
-    for var in [
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-    ] {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?} (scripts/test installs it): {e}"));
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output();
-        let _ = tx.send(());
-        out
-    });
-    let timed_out = rx.recv_timeout(timeout).is_err();
-    if timed_out {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let _ = writer.join();
-    let out = waiter.join().expect("waiter").expect("output");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        !timed_out,
-        "{cmd:?} did not end within {timeout:?}; it printed:\n{stdout}\n{stderr}"
-    );
-    (out.status.code(), stdout, stderr)
 }
 
 /// `openssl ARGS`, which must succeed.

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -94,48 +94,6 @@ fn wait_for_events(dir: &Path, names: &[&str], timeout: Duration) -> Vec<Value> 
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Run `cmd` with `stdin`, killed (by its pid) if it has not ended within
-/// `timeout`; returns (exit code, stdout, stderr).
-fn run_bounded(
-    cmd: &mut Command,
-    stdin: &[u8],
-    timeout: Duration,
-) -> (Option<i32>, String, String) {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn (is openssl installed?)");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output();
-        let _ = tx.send(());
-        out
-    });
-    let timed_out = rx.recv_timeout(timeout).is_err();
-    if timed_out {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let _ = writer.join();
-    let out = waiter.join().expect("waiter").expect("output");
-    assert!(!timed_out, "{cmd:?} did not end within {timeout:?}");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// `openssl s_client` to `addr` with `args`; returns (exit code, stdout +

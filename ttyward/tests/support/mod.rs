@@ -163,17 +163,59 @@ impl Drop for Ttyward {
 /// Run a one-shot `ttyward --data-dir DIR ARGS...` with `stdin`, bounded
 /// by a 60 s deadline; returns its output.
 pub fn ttyward_cmd(data_dir: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ttyward"))
-        .arg("--data-dir")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ttyward"));
+    cmd.arg("--data-dir")
         .arg(data_dir)
         .args(args)
-        .env("TTYWARD_LOG", "warn")
+        .env("TTYWARD_LOG", "warn");
+    output_within(&mut cmd, stdin, Duration::from_secs(60)).0
+}
+
+/// Run `cmd` with `stdin` (proxy variables removed: every peer is on
+/// loopback), killed by its pid if it has not ended within `timeout`;
+/// returns (exit code, stdout, stderr). Panics, with what it printed, when
+/// it had to be killed.
+pub fn run_bounded(
+    cmd: &mut Command,
+    stdin: &[u8],
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
+    for var in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(var);
+    }
+    let (out, timed_out) = output_within(cmd, stdin, timeout);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        !timed_out,
+        "{cmd:?} did not end within {timeout:?}; it printed:\n{stdout}\n{stderr}"
+    );
+    (out.status.code(), stdout, stderr)
+}
+
+/// Run `cmd` with `stdin` and collect its output; kill it by its pid at
+/// `timeout`. The bool says whether it had to be killed.
+fn output_within(
+    cmd: &mut Command,
+    stdin: &[u8],
+    timeout: Duration,
+) -> (std::process::Output, bool) {
+    use std::io::Write;
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start ttyward");
+        .unwrap_or_else(|e| panic!("spawn {cmd:?} (scripts/test installs it): {e}"));
     let mut input = child.stdin.take().expect("stdin");
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -186,14 +228,15 @@ pub fn ttyward_cmd(data_dir: &Path, args: &[&str], stdin: &[u8]) -> std::process
         let _ = tx.send(());
         out
     });
-    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+    let timed_out = rx.recv_timeout(timeout).is_err();
+    if timed_out {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
     }
     let _ = writer.join();
-    waiter.join().expect("waiter").expect("ttyward output")
+    (waiter.join().expect("waiter").expect("output"), timed_out)
 }
 
 /// `ttyward admin create --name NAME --password-stdin` (Administrator),
