@@ -101,6 +101,27 @@ pub struct GateStats {
     pub active: u64,
 }
 
+/// Count a refusal on the port it was meant for and report it when the
+/// Gate says it is due (shared by every serial front-end).
+pub(crate) fn count_refusal(
+    port: &crate::port::PortHandle,
+    events: &crate::event::EventSink,
+    peer: std::net::SocketAddr,
+    refused: Refused,
+) {
+    crate::counters::add(&port.counters().connections_refused, 1);
+    if let Some(suppressed) = refused.report {
+        events.emit(
+            port.number(),
+            crate::event::EventKind::GateRefused {
+                peer,
+                reason: refused.reason,
+                suppressed,
+            },
+        );
+    }
+}
+
 /// The clonable handle on the one Gate of the process.
 #[derive(Clone)]
 pub struct Gate {

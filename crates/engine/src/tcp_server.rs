@@ -94,17 +94,7 @@ impl Accept {
             let admitted = match self.gate.admit(peer.ip(), ServiceKind::Serial) {
                 Ok(p) => p,
                 Err(refused) => {
-                    add(&self.port.counters().connections_refused, 1);
-                    if let Some(suppressed) = refused.report {
-                        self.events.emit(
-                            self.port.number(),
-                            EventKind::GateRefused {
-                                peer,
-                                reason: refused.reason,
-                                suppressed,
-                            },
-                        );
-                    }
+                    crate::gate::count_refusal(&self.port, &self.events, peer, refused);
                     continue;
                 }
             };

@@ -15,8 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ttyward_core::config::UdpMode;
 
-use crate::counters::add;
-use crate::event::{EventKind, EventSink};
+use crate::event::EventSink;
 use crate::gate::Gate;
 use crate::port::{PortHandle, PortState, Session};
 use ttyward_core::access::ServiceKind;
@@ -134,17 +133,7 @@ impl Udp {
         let Err(refused) = self.gate.check_datagram(peer.ip(), ServiceKind::Serial) else {
             return true;
         };
-        add(&self.port.counters().connections_refused, 1);
-        if let Some(suppressed) = refused.report {
-            self.events.emit(
-                self.port.number(),
-                EventKind::GateRefused {
-                    peer,
-                    reason: refused.reason,
-                    suppressed,
-                },
-            );
-        }
+        crate::gate::count_refusal(&self.port, &self.events, peer, refused);
         false
     }
 

@@ -171,6 +171,18 @@ impl ConfigEdit {
     }
 }
 
+/// The position of serial port `number` in the configuration's list.
+pub fn port_index(
+    config: &ttyward_core::config::Config,
+    number: u16,
+) -> Result<usize, super::super::PageError> {
+    config
+        .ports
+        .iter()
+        .position(|p| p.number == number)
+        .ok_or_else(|| super::super::PageError::NotFound(format!("no serial port {number}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -325,11 +325,7 @@ pub async fn submit(
     v.check_csrf(&form.csrf)?;
     v.require(Permission::SerialChange)?;
     let config = state.service.config();
-    let index = config
-        .ports
-        .iter()
-        .position(|p| p.number == number)
-        .ok_or_else(|| PageError::NotFound(format!("no serial port {number}")))?;
+    let index = super::form::port_index(&config, number)?;
     let mut edit = ConfigEdit::of(&config);
     let pointer = format!("/ports/{index}/mode");
     let current = edit

@@ -84,11 +84,7 @@ pub async fn submit(
     v.check_csrf(&form.csrf)?;
     v.require(Permission::SerialChange)?;
     let config = state.service.config();
-    let index = config
-        .ports
-        .iter()
-        .position(|p| p.number == number)
-        .ok_or_else(|| PageError::NotFound(format!("no serial port {number}")))?;
+    let index = super::form::port_index(&config, number)?;
     let mut edit = ConfigEdit::of(&config);
     if let Some(serial) = edit.get_mut(&format!("/ports/{index}/serial")) {
         serial.insert("baud".into(), number_or_text(&form.baud));
