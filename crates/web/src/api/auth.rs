@@ -114,9 +114,7 @@ pub async fn logout(
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(
-            "__Host-ttyward=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+        HeaderValue::from_static(super::CLEAR_SESSION_COOKIE),
     );
     Ok(response)
 }

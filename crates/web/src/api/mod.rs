@@ -45,6 +45,10 @@ pub use error::ApiError;
 /// for this exact host, with `Path=/` — no subdomain can plant or read it.
 pub const SESSION_COOKIE: &str = "__Host-ttyward";
 
+/// The `Set-Cookie` value that ends the session cookie (logout, reset).
+pub const CLEAR_SESSION_COOKIE: &str =
+    "__Host-ttyward=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0";
+
 /// Largest request body accepted (a configuration of 256 ports is well
 /// below this).
 pub const MAX_BODY: usize = 1024 * 1024;

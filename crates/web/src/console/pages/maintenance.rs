@@ -132,9 +132,7 @@ pub async fn reset(
     let mut r = axum::response::Redirect::to("/setup").into_response();
     r.headers_mut().insert(
         axum::http::header::SET_COOKIE,
-        axum::http::HeaderValue::from_static(
-            "__Host-ttyward=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+        axum::http::HeaderValue::from_static(crate::api::CLEAR_SESSION_COOKIE),
     );
     Ok(r)
 }

@@ -167,9 +167,7 @@ pub async fn logout(
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(
-            "__Host-ttyward=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+        HeaderValue::from_static(crate::api::CLEAR_SESSION_COOKIE),
     );
     Ok(r)
 }
