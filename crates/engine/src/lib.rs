@@ -12,6 +12,7 @@
 pub mod counters;
 pub mod event;
 pub mod gate;
+mod inbound;
 pub mod net;
 pub mod outbox;
 pub mod port;

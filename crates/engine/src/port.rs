@@ -7,7 +7,8 @@
 //! * a sender into the port's single inbound queue, which carries network
 //!   data *and* control requests (baud, DTR, break, ...). One queue for both
 //!   keeps them in arrival order: bytes sent before a baud change go out at
-//!   the old rate.
+//!   the old rate. While that queue is empty a session writes to the device
+//!   itself ([`crate::inbound`]).
 //!
 //! When the device fails (USB unplug, pty closed) every session is closed
 //! with [`CloseReason::DeviceMissing`] — clients are told, not left hanging —
@@ -31,6 +32,7 @@ use ttyward_serial::{
 
 use crate::counters::{PortCounters, add};
 use crate::event::{EventKind, EventSink};
+use crate::inbound::{self, Inbound, InboundReceiver, InboundSender, InboundWriter};
 use crate::outbox::{CloseReason, Outbox, Push};
 
 /// Largest single read from the device.
@@ -124,11 +126,6 @@ pub enum AttachError {
     Stopped,
 }
 
-enum Inbound {
-    Data(Bytes),
-    Control(Control, oneshot::Sender<Result<PortSnapshot, ControlError>>),
-}
-
 enum Command {
     Attach(Arc<Outbox>, oneshot::Sender<Result<(), AttachError>>),
 }
@@ -153,7 +150,7 @@ struct Shared {
 pub struct PortHandle {
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: InboundSender,
 }
 
 impl PortHandle {
@@ -224,7 +221,7 @@ impl PortHandle {
 #[derive(Debug)]
 pub struct Session {
     outbox: Arc<Outbox>,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: InboundSender,
     port: PortHandle,
     peer: SocketAddr,
 }
@@ -273,20 +270,25 @@ impl Session {
         self.outbox.set_direct(None);
     }
 
-    /// Queue data for the device, waiting while the port's queue is full.
+    /// Send data to the device: written at once when nothing is queued
+    /// ahead of it, else queued (waiting while the port's queue is full).
     pub async fn send(&self, data: Bytes) -> Result<(), AttachError> {
-        add(&self.port.shared.counters.net_rx_frames, 1);
-        self.inbound
-            .send(Inbound::Data(data))
+        let counters = &self.port.shared.counters;
+        add(&counters.net_rx_frames, 1);
+        let written = self
+            .inbound
+            .data(data)
             .await
-            .map_err(|_| AttachError::Stopped)
+            .map_err(|_| AttachError::Stopped)?;
+        add(&counters.device_tx_bytes, written);
+        Ok(())
     }
 
     /// Apply a control request after all data sent before it.
     pub async fn control(&self, control: Control) -> Result<PortSnapshot, ControlError> {
         let (tx, rx) = oneshot::channel();
         self.inbound
-            .send(Inbound::Control(control, tx))
+            .control(control, tx)
             .await
             .map_err(|_| ControlError::Stopped)?;
         rx.await.map_err(|_| ControlError::Stopped)?
@@ -307,7 +309,7 @@ pub fn spawn(
     tracker: &tokio_util::task::TaskTracker,
 ) -> PortHandle {
     let (commands, command_rx) = mpsc::channel(16);
-    let (inbound, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (inbound, inbound_rx) = inbound::channel(INBOUND_QUEUE);
     let shared = Arc::new(Shared {
         number: config.number,
         device: config.device.to_string(),
@@ -343,7 +345,7 @@ struct PortActor {
     spec: DeviceSpec,
     packer: Option<Packer>,
     commands: mpsc::Receiver<Command>,
-    inbound: mpsc::Receiver<Inbound>,
+    inbound: InboundReceiver,
     outboxes: Vec<Arc<Outbox>>,
     events: EventSink,
     cancel: CancellationToken,
@@ -413,6 +415,7 @@ impl PortActor {
     /// While the device is missing: refuse attaches, fail controls, drop
     /// network data, until it is time to retry. False when stopping.
     async fn wait_missing(&mut self, delay: Duration) -> bool {
+        let writer = self.inbound.writer();
         let retry = tokio::time::sleep(delay);
         tokio::pin!(retry);
         loop {
@@ -423,24 +426,44 @@ impl PortActor {
                     Some(Command::Attach(_, reply)) => { let _ = reply.send(Err(AttachError::DeviceMissing)); }
                     None => return false,
                 },
-                msg = self.inbound.recv() => match msg {
-                    Some(Inbound::Control(_, reply)) => { let _ = reply.send(Err(ControlError::DeviceMissing)); }
-                    Some(Inbound::Data(_)) => {}
-                    None => return false,
-                },
+                msg = self.inbound.recv() => {
+                    match msg {
+                        Some(Inbound::Control(_, reply)) => { let _ = reply.send(Err(ControlError::DeviceMissing)); }
+                        Some(Inbound::Data(_)) => {}
+                        None => return false,
+                    }
+                    writer.finished();
+                }
             }
         }
     }
 
     /// Forward data until the device fails or the port stops.
     async fn serve(&mut self, device: Box<dyn SerialDevice>) -> Ended {
-        let dev = &*device;
+        let device: Arc<dyn SerialDevice> = Arc::from(device);
+        let writer = self.inbound.writer();
+        writer.set_device(Some(device.clone()));
+        let mut pending = Bytes::new();
+        let ended = self.forward(&*device, &writer, &mut pending).await;
+        writer.set_device(None);
+        if !pending.is_empty() {
+            // The data item being written dies with the device.
+            writer.finished();
+        }
+        ended
+    }
+
+    async fn forward(
+        &mut self,
+        dev: &dyn SerialDevice,
+        writer: &InboundWriter,
+        pending: &mut Bytes,
+    ) -> Ended {
         // Device output is read straight into a block that the chunks are
         // then split off (no copy); a block is reused once every chunk cut
         // from it has been written out, and chunks queued for a slow
         // session share blocks instead of each pinning a whole one.
         let mut rbuf = BytesMut::new();
-        let mut pending = Bytes::new();
         let mut frames = Vec::new();
         let drained = self.shared.drained.clone();
         let jam_timeout = Duration::from_millis(u64::from(self.shared.policy.jam_timeout_ms));
@@ -486,13 +509,16 @@ impl PortActor {
                     Err(e) => return Ended::Lost(e.to_string()),
                 },
                 msg = self.inbound.recv(), if pending.is_empty() => match msg {
-                    Some(Inbound::Data(data)) => pending = data,
+                    // Written (and finished) by the branch below.
+                    Some(Inbound::Data(data)) if !data.is_empty() => *pending = data,
+                    Some(Inbound::Data(_)) => writer.finished(),
                     Some(Inbound::Control(control, reply)) => {
                         let _ = reply.send(self.control(dev, control));
+                        writer.finished();
                     }
                     None => return Ended::Stopped,
                 },
-                r = poll_fn(|cx| dev.poll_write(cx, &pending)), if !pending.is_empty() => match r {
+                r = poll_fn(|cx| writer.poll_write(cx, dev, pending)), if !pending.is_empty() => match r {
                     Ok(n) => {
                         add(&self.shared.counters.device_tx_bytes, n);
                         pending.advance(n.min(pending.len()));
