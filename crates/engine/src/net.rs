@@ -99,11 +99,20 @@ pub async fn write_chunks<W: AsyncWriteExt + Unpin>(
 /// this needs only `&TcpStream`.
 pub(crate) struct SharedStream<'a>(pub &'a TcpStream);
 
+/// Bytes read from a socket at most per call.
+pub(crate) const NET_READ: usize = 16 * 1024;
+
 /// Read from a shared stream into the spare capacity of `buf` (no
 /// zero-fill). Cancel-safe: nothing is read unless it returns.
+///
+/// Room for [`NET_READ`] bytes is set aside only once the socket is
+/// readable, so a connected but quiet session holds no read buffer.
 pub(crate) async fn read_shared(sock: &TcpStream, buf: &mut bytes::BytesMut) -> io::Result<usize> {
     loop {
         sock.readable().await?;
+        if buf.capacity() - buf.len() < NET_READ / 2 {
+            buf.reserve(NET_READ);
+        }
         // try_read_buf clears the readiness itself when it would block.
         match sock.try_read_buf(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -18,6 +18,7 @@
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::ready;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -499,6 +500,9 @@ impl PortActor {
                     None => return Ended::Stopped,
                 },
                 r = poll_fn(|cx| {
+                    // A block is set aside only once there is something to
+                    // read: an idle port holds no buffer.
+                    ready!(dev.poll_read_ready(cx))?;
                     if rbuf.capacity() - rbuf.len() < READ_BUF {
                         rbuf.reserve(READ_BLOCK);
                     }

@@ -12,8 +12,6 @@ use tokio_util::sync::CancellationToken;
 use crate::net::{SharedStream, read_shared};
 use crate::port::Session;
 
-/// Bytes read from a socket at most per call.
-pub(crate) const NET_READ: usize = 16 * 1024;
 /// After the peer shut down its sending side (`echo cmd | nc host port`),
 /// replies still reach it until the device has been quiet this long.
 const HALF_CLOSE_LINGER: Duration = Duration::from_millis(500);
@@ -56,7 +54,7 @@ async fn forward(
     stop: impl Future<Output = &'static str>,
 ) -> String {
     let mut chunks = Vec::new();
-    let mut rbuf = BytesMut::with_capacity(NET_READ);
+    let mut rbuf = BytesMut::new();
     let idle = tokio::time::sleep(inactivity.unwrap_or(Duration::MAX / 4));
     let linger = tokio::time::sleep(Duration::MAX / 4);
     let mut peer_done = false;
@@ -74,9 +72,6 @@ async fn forward(
                 }
                 Ok(_) => {
                     let data = rbuf.split().freeze();
-                    if rbuf.capacity() < NET_READ / 2 {
-                        rbuf.reserve(NET_READ);
-                    }
                     if session.send(data).await.is_err() {
                         return "port stopped".into();
                     }

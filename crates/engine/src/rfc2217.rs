@@ -15,8 +15,8 @@ use ttyward_serial::{
     BaudRate, DataBits, FlowControl, FlushDirection, Parity, SerialSettings, StopBits,
 };
 
+use crate::net::NET_READ;
 use crate::port::{Control, PortSnapshot, SerialChange, Session};
-use crate::raw::NET_READ;
 
 /// How long a telnet BREAK command holds the line in break.
 const TELNET_BREAK: std::time::Duration = std::time::Duration::from_millis(250);

@@ -53,6 +53,12 @@ pub trait SerialDevice: Send + Sync + 'static {
         buf.truncate(start + n);
         r
     }
+    /// Wait until a read would not block: data, end of file or an error.
+    /// The engine waits for this before it sets a read buffer aside, so an
+    /// idle port holds none. The default is ready at once.
+    fn poll_read_ready(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
     /// Write to the device; returns how many bytes were accepted (at least 1
     /// for a non-empty buffer) or `Pending` while the device buffer is full.
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;

@@ -257,6 +257,13 @@ impl SerialDevice for TtyDevice {
         }
     }
 
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The guard is dropped without clearing: the readiness stays for
+        // the read that follows.
+        let _guard = ready!(self.fd.poll_read_ready(cx))?;
+        Poll::Ready(Ok(()))
+    }
+
     fn poll_read_buf(
         &self,
         cx: &mut Context<'_>,
