@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// Bind a TCP listener. IPv6 sockets are IPv6-only so that `0.0.0.0` and
@@ -113,10 +113,24 @@ pub(crate) async fn read_shared(sock: &TcpStream, buf: &mut bytes::BytesMut) -> 
         if buf.capacity() - buf.len() < NET_READ / 2 {
             buf.reserve(NET_READ);
         }
-        // try_read_buf clears the readiness itself when it would block.
-        match sock.try_read_buf(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            r => return r,
+        // A short read emptied the receive queue: clear the readiness now
+        // (as tokio's own `poll_read` does) instead of learning it from a
+        // recv(2) that says EAGAIN — one syscall less per request of a
+        // round trip. try_io clears the readiness when its closure says
+        // WouldBlock, so a short read is reported that way and kept aside.
+        let space = buf.capacity() - buf.len();
+        let mut short = None;
+        let r = sock.try_io(Interest::READABLE, || match sock.try_read_buf(buf) {
+            Ok(n) if n > 0 && n < space => {
+                short = Some(n);
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            r => r,
+        });
+        match (short, r) {
+            (Some(n), _) => return Ok(n),
+            (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            (None, r) => return r,
         }
     }
 }
