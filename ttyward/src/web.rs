@@ -1,22 +1,32 @@
 //! The daemon's HTTPS listener (web console and REST API): the device
-//! certificate (made at first start, kept in `DIR/certs`), the TLS
+//! certificate (made at first start, kept in `DIR/certs`, renewed while
+//! the server runs when it is self-signed and the host's addresses change
+//! or its end nears), the trusted CA certificates (`DIR/ca`), the TLS
 //! configuration and the server, restarted when `services.web` changes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use ttyward_core::service::Service;
 use ttyward_core::services::WebService;
 use ttyward_engine::gate::Gate;
-use ttyward_web::tls::DeviceTls;
+use ttyward_web::ca::CaStore;
+use ttyward_web::tls::{DeviceTls, HostIdentity, RENEWAL_PERIOD, keep_renewed};
 use ttyward_web::{WebError, WebServer};
 
 /// Where the device certificate and key live inside the data directory.
 pub const CERT_DIR: &str = "certs";
+/// Where the trusted CA certificates live inside the data directory.
+pub const CA_DIR: &str = "ca";
 
 /// The running web server and what it was started with.
 #[derive(Debug)]
 pub struct Web {
     server: WebServer,
+    /// The periodic certificate check, stopped with the server.
+    renewal: (CancellationToken, JoinHandle<()>),
     /// The settings it runs with (a change restarts it).
     pub settings: WebService,
 }
@@ -34,17 +44,34 @@ impl Web {
             return Ok(None);
         }
         let listeners = ttyward_web::server::bind(settings)?;
-        let device = DeviceTls::open(&service.dir().join(CERT_DIR))?;
+        let (device, made) = DeviceTls::open_for(
+            &service.dir().join(CERT_DIR),
+            &HostIdentity::current(),
+            unix_now(),
+        )?;
+        made.report(service);
+        let authorities = CaStore::open(&service.dir().join(CA_DIR))?;
         let tls = ttyward_web::tls::server_config(device.slot())?;
         let app = ttyward_web::api::app(ttyward_web::api::AppState {
             service: service.clone(),
             started,
-            tls: device,
+            tls: Arc::clone(&device),
+            authorities,
             ports,
         });
         let server = WebServer::start(listeners, app, tls, gate.clone(), service.clone());
+        let cancel = CancellationToken::new();
+        let reporter = service.clone();
+        let renewal = tokio::spawn(keep_renewed(
+            device,
+            RENEWAL_PERIOD,
+            HostIdentity::current,
+            move |r| r.report(&reporter),
+            cancel.clone(),
+        ));
         Ok(Some(Web {
             server,
+            renewal: (cancel, renewal),
             settings: settings.clone(),
         }))
     }
@@ -58,10 +85,21 @@ impl Web {
             .collect()
     }
 
-    /// Stop serving.
+    /// Stop serving, and stop renewing the certificate.
     pub async fn stop(self) {
+        let (cancel, renewal) = self.renewal;
+        cancel.cancel();
         if !self.server.stop().await {
             tracing::warn!("web console: some connections did not finish in time");
         }
+        if let Err(e) = renewal.await {
+            tracing::warn!("web console: the certificate renewal task failed: {e}");
+        }
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -7,12 +7,14 @@
 //! then checks on this side what only the host can see: the pty's termios,
 //! the event log, the stored configuration.
 
-use std::io::Read;
+use std::io::{BufRead, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use ttyward_serial::pty::PtyPair;
 
@@ -754,4 +756,334 @@ fn administrator_settings_forms_change_policy_accounts_groups_lockout_log_and_co
             .any(|e| later(e) && e["event"] == "port-connected"),
         "port-connected still recorded: {events:#?}"
     );
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now, below the
+/// ephemeral range (which outgoing connections of parallel tests draw
+/// from) and apart from `free_port_base`'s 20000 and up; each call gives
+/// another one.
+fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    for _ in 0..1_000 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 10_000 + ((std::process::id() + n) % 10_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port on 127.0.0.1 between 10000 and 19999");
+}
+
+/// The console's address from a ready or applied line.
+fn web_addr(line: &Value) -> std::net::SocketAddr {
+    line["web"][0]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no web address in {line}"))
+}
+
+/// The Administrator moves the console to another HTTPS port on the
+/// Services page: the page names the new address, the browser follows it
+/// and is still logged in there (cookies belong to the host, not the
+/// port, and the session lives in the store, not in the restarted web
+/// server), then logs out and in again. The daemon serves the console on
+/// the new port only, and the stored configuration has it.
+#[test]
+fn services_moves_the_console_to_another_port_and_the_browser_follows() {
+    let mut c = Console::start(
+        "browser-services",
+        "sim:echo",
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    let old = web_addr(&c.daemon.ready);
+    let new_port = free_port();
+    assert_ne!(old.port(), new_port);
+    let result = c.browse(
+        "services",
+        json!({"name": ADMIN, "password": ADMIN_PASSWORD, "https_port": new_port}),
+    );
+    assert_eq!(
+        result["origin"],
+        format!("https://127.0.0.1:{new_port}"),
+        "{result}"
+    );
+
+    let applied = c.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(
+        applied["web"],
+        json!([format!("127.0.0.1:{new_port}")]),
+        "the console listens on the new port only: {applied}"
+    );
+    assert_eq!(applied["failed"], json!([]), "{applied}");
+    let refused = std::net::TcpStream::connect_timeout(&old, Duration::from_secs(5));
+    assert!(
+        matches!(&refused, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "the old address {old} still answers: {refused:?}"
+    );
+    let new = std::net::SocketAddr::from(([127, 0, 0, 1], new_port));
+    let login = https::Client::new(new, c.dir.path()).get("/login", None);
+    assert_eq!(login.status, 200, "GET /login at {new}: {}", login.text());
+    assert!(
+        c.export().contains(&format!("https_port = {new_port}")),
+        "{}",
+        c.export()
+    );
+
+    // The configuration import before the start recorded one too.
+    let events = c.events();
+    let moved: Vec<&Value> = named(&events, "services-changed")
+        .into_iter()
+        .filter(|e| e["user"] == ADMIN)
+        .collect();
+    assert_eq!(moved.len(), 1, "{events:#?}");
+    assert!(
+        moved[0]["source"]
+            .as_str()
+            .unwrap_or("")
+            .contains("127.0.0.1"),
+        "{}",
+        moved[0]
+    );
+    assert_eq!(
+        named(&events, "login-succeeded")
+            .iter()
+            .filter(|e| e["user"] == ADMIN)
+            .count(),
+        2,
+        "a login at each address: {events:#?}"
+    );
+}
+
+/// Security > Certificate > Regenerate: the server presents a new
+/// certificate from the next handshake on, the one whose fingerprint the
+/// page shows.
+#[test]
+fn certificate_regenerated_in_the_console_is_the_one_served() {
+    let c = Console::start(
+        "browser-cert-regenerate",
+        "sim:echo",
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    let addr = web_addr(&c.daemon.ready);
+    let before = https::served_certificate(addr).expect("TLS handshake before");
+    let result = c.browse(
+        "certificate-regenerate",
+        json!({"name": ADMIN, "password": ADMIN_PASSWORD}),
+    );
+    let after = https::served_certificate(addr).expect("TLS handshake after");
+    assert_ne!(before, after, "the served certificate did not change");
+    assert_eq!(
+        result["before"],
+        https::sha256_fingerprint(&before),
+        "the page showed another certificate than the one served: {result}"
+    );
+    assert_eq!(
+        result["after"],
+        https::sha256_fingerprint(&after),
+        "the regenerated certificate the page shows is not the one served: {result}"
+    );
+    let events = c.events();
+    let changed = named(&events, "certificate-changed");
+    assert_eq!(changed.len(), 1, "{events:#?}");
+    assert_eq!(changed[0]["user"], ADMIN, "{}", changed[0]);
+    assert!(
+        changed[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("regenerated")
+                && m.contains(result["after"].as_str().unwrap_or("?"))),
+        "{}",
+        changed[0]
+    );
+}
+
+/// A self-signed TLS server certificate for localhost and 127.0.0.1 and
+/// its key, made by `openssl req -x509` in `dir`, as (certificate PEM,
+/// key PEM); `key` is `-newkey`'s argument and its options
+/// (`rsa:1024`; `ec -pkeyopt ec_paramgen_curve:P-384`).
+fn openssl_certificate(dir: &Path, tag: &str, subject: &str, key: &[&str]) -> (String, String) {
+    let (cert, key_file) = (
+        dir.join(format!("{tag}.crt")),
+        dir.join(format!("{tag}.key")),
+    );
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-nodes", "-days", "30", "-newkey"])
+        .args(key)
+        .arg("-keyout")
+        .arg(&key_file)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", &format!("/CN={subject}")])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "keyUsage=critical,digitalSignature"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"]);
+    let (code, out, err) = run_bounded(&mut cmd, b"", Duration::from_secs(30));
+    assert_eq!(code, Some(0), "openssl req for {tag}: {out}{err}");
+    let read =
+        |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (read(&cert), read(&key_file))
+}
+
+/// Security > Certificate > Import: an RSA-1024 certificate is refused
+/// with the page naming why (and the served certificate stays); an ECDSA
+/// P-384 certificate and key made by openssl are installed, and the
+/// server presents exactly that certificate.
+#[test]
+fn certificate_imported_in_the_console_is_served_and_rsa_1024_is_refused() {
+    const SUBJECT: &str = "ttyward browser import P-384";
+    let c = Console::start(
+        "browser-cert-import",
+        "sim:echo",
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    let addr = web_addr(&c.daemon.ready);
+    let pems = TempDir::new("browser-cert-pems");
+    let (certificate, key) = openssl_certificate(
+        pems.path(),
+        "p384",
+        SUBJECT,
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+    );
+    let (weak_certificate, weak_key) =
+        openssl_certificate(pems.path(), "rsa1024", "ttyward weak", &["rsa:1024"]);
+    let imported = CertificateDer::from_pem_slice(certificate.as_bytes())
+        .expect("openssl's certificate is PEM");
+    let before = https::served_certificate(addr).expect("TLS handshake before");
+
+    let result = c.browse(
+        "certificate-import",
+        json!({
+            "name": ADMIN,
+            "password": ADMIN_PASSWORD,
+            "certificate": certificate,
+            "key": key,
+            "common_name": SUBJECT,
+            "fingerprint": https::sha256_fingerprint(&imported),
+            "weak_certificate": weak_certificate,
+            "weak_key": weak_key,
+        }),
+    );
+    assert_eq!(
+        result["before"],
+        https::sha256_fingerprint(&before),
+        "{result}"
+    );
+    let served = https::served_certificate(addr).expect("TLS handshake after");
+    assert!(
+        served == imported,
+        "the server presents {} rather than the imported {}",
+        https::sha256_fingerprint(&served),
+        https::sha256_fingerprint(&imported)
+    );
+    let events = c.events();
+    let changed = named(&events, "certificate-changed");
+    assert_eq!(
+        changed.len(),
+        1,
+        "only the accepted import is recorded: {events:#?}"
+    );
+    assert_eq!(changed[0]["user"], ADMIN, "{}", changed[0]);
+    assert!(
+        changed[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("imported") && m.contains(SUBJECT)),
+        "{}",
+        changed[0]
+    );
+}
+
+/// Serial Port Settings > Operation Modes: a local port of 70000 and max
+/// connections of 0 are refused with the field named and change nothing;
+/// then port 1 becomes an RFC 2217 server on a chosen port, where
+/// pyserial's `rfc2217://` client sets 19200 baud on the pty and data
+/// crosses both ways.
+#[test]
+fn operation_mode_changed_to_rfc2217_serves_pyserial_and_bad_values_are_refused() {
+    let pty = PtyPair::open().expect("pty");
+    let device = pty.slave_path.to_str().expect("UTF-8 pty path").to_owned();
+    let mut c = Console::start(
+        "browser-modes",
+        &device,
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    assert_eq!(c.daemon.listeners.len(), 1, "{}", c.daemon.ready);
+    wait_for_ospeed(&pty, 9600, Duration::from_secs(10));
+    let port = free_port();
+
+    let result = c.browse(
+        "modes",
+        json!({"name": ADMIN, "password": ADMIN_PASSWORD, "port": 1, "local_port": port}),
+    );
+    let refusals = result["refusals"].to_string();
+    for field in ["ports[0].mode.local_port", "ports[0].mode.max_connections"] {
+        assert!(refusals.contains(field), "{field} not named: {refusals}");
+    }
+    let applied = c.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(
+        listeners_of(&applied),
+        [(1, port)],
+        "port 1 serves RFC 2217 on {port}: {applied}"
+    );
+    let export = c.export();
+    assert!(
+        export.contains("type = \"rfc2217\"") && export.contains(&format!("local_port = {port}")),
+        "{export}"
+    );
+    // The configuration import before the start recorded one of its own.
+    let events = c.events();
+    let changed: Vec<&Value> = named(&events, "config-changed")
+        .into_iter()
+        .filter(|e| e["user"] == ADMIN)
+        .collect();
+    assert_eq!(
+        changed.len(),
+        1,
+        "the refused changes were stored: {events:#?}"
+    );
+    assert!(
+        changed[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("port 1 (rfc2217)")),
+        "{}",
+        changed[0]
+    );
+
+    let script = format!(
+        r#"
+import serial, sys, faulthandler
+faulthandler.dump_traceback_later(30, exit=True)
+s = serial.serial_for_url("rfc2217://127.0.0.1:{port}", baudrate=19200, timeout=10)
+print("open", flush=True)
+if sys.stdin.readline().strip() != "ok":
+    sys.exit("test refused")
+s.write(b"to the device\n"); s.flush()
+got = s.read(16)
+print("received " + got.decode(errors="replace").strip(), flush=True)
+s.close()
+"#
+    );
+    let mut py = Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with pyserial (scripts/test installs it)");
+    let mut to_py = py.stdin.take().expect("stdin");
+    let mut from_py = std::io::BufReader::new(py.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    // python's faulthandler ends it within 30 s: these reads end too.
+    from_py.read_line(&mut line).expect("read python");
+    assert_eq!(line.trim(), "open", "pyserial could not open the port");
+    wait_for_ospeed(&pty, 19_200, Duration::from_secs(10));
+    writeln!(to_py, "ok").expect("answer python");
+    assert_eq!(
+        read_fd_exact(&pty.master, 14, Duration::from_secs(10)),
+        b"to the device\n"
+    );
+    write_fd_all(&pty.master, b"from the device\n", Duration::from_secs(10));
+    line.clear();
+    from_py.read_line(&mut line).expect("read python");
+    assert_eq!(line.trim(), "received from the device");
+    assert!(py.wait().expect("python exit").success());
 }

@@ -8,6 +8,8 @@ mod browser;
 mod daemon;
 mod durability;
 mod interop;
+mod rate_limit;
+mod system_settings;
 mod web;
 
 use std::io::{BufRead, Write};

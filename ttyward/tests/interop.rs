@@ -474,13 +474,15 @@ const NOT_FUZZED: [&str; 5] = [
 /// Operations whose schema-valid requests may still be refused with 422
 /// for reasons JSON Schema cannot state: the password policy and the
 /// list of common passwords (both settings of the device), the current
-/// password being right, a PEM certificate and key that parse and match.
-const BUSINESS_RULE_422: [&str; 5] = [
+/// password being right, a PEM certificate and key that parse and match,
+/// a PEM CA certificate that parses and is a CA.
+const BUSINESS_RULE_422: [&str; 6] = [
     "POST /api/v1/accounts",
     "PATCH /api/v1/accounts/{name}",
     "POST /api/v1/setup",
     "PUT /api/v1/me/password",
     "POST /api/v1/certificate/import",
+    "POST /api/v1/certificate/authorities",
 ];
 
 /// schemathesis's hook: the run's API token belongs to `admin`, so the

@@ -2,24 +2,25 @@
 //! `ttyward run`, on loopback: TLS versions and the device certificate,
 //! first use with the setup code, login lockout, disabled and deleted
 //! accounts, what an Operator may not do, CSRF, bad requests, the
-//! allowlist guard and the security headers. The client is
+//! allowlist guard, the security headers and the trusted CA certificates
+//! (API and console). The client is
 //! `support::https` (rustls trusting exactly `DIR/certs/system.crt`);
 //! TLS versions are probed with the `openssl` command line.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::support::https::{Client, Response};
+use super::support::web_device::{WEB_ONLY, WebDevice as Device, web_addr};
 use super::support::*;
 
 /// The web console on loopback, on a port the OS picks.
-const WEB_ONLY: &str = "[services.web]\nbind = [\"127.0.0.1\"]\nhttps_port = 0\n";
 const ADMIN: &str = "admin";
 const ADMIN_PASSWORD: &str = "Quartz-Lantern-4711";
 const OP: &str = "op";
@@ -28,49 +29,10 @@ const OP_PASSWORD: &str = "Violet-Harbour-2290";
 const LOCALHOST_2: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const LOCALHOST_3: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
-/// A running daemon with its web console on 127.0.0.1.
-struct Device {
-    _tmp: TempDir,
-    /// The data directory.
-    dir: PathBuf,
-    daemon: Ttyward,
-    /// A client of the web console (its `addr` is the base address).
-    web: Client,
-}
-
-/// The first web console address of a ready/applied line.
-fn web_addr(line: &Value) -> SocketAddr {
-    line["web"][0]
-        .as_str()
-        .unwrap_or_else(|| panic!("no web address in {line}"))
-        .parse()
-        .expect("web address")
-}
-
-/// Import `WEB_ONLY` + `extra_toml` into a new data directory, create the
-/// Administrator `admin` from the host (unless `fresh`), start `ttyward
-/// run` and wait for its ready line.
+/// Start a daemon with `admin` created from the host, or none (`fresh`:
+/// first use).
 fn start(tag: &str, extra_toml: &str, fresh: bool) -> Device {
-    let tmp = TempDir::new(tag);
-    let dir = tmp.path().join("data");
-    let out = import_config(&dir, &format!("{WEB_ONLY}{extra_toml}"));
-    assert!(
-        out.status.success(),
-        "config import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !fresh {
-        create_admin(&dir, ADMIN, ADMIN_PASSWORD);
-    }
-    let daemon = Ttyward::run(&dir);
-    assert_eq!(daemon.ready["setup_required"], fresh, "{}", daemon.ready);
-    let web = Client::new(web_addr(&daemon.ready), &dir);
-    Device {
-        _tmp: tmp,
-        dir,
-        daemon,
-        web,
-    }
+    Device::start(tag, extra_toml, (!fresh).then_some((ADMIN, ADMIN_PASSWORD)))
 }
 
 /// Poll the event log (`ttyward events`) until every name in `names` is
@@ -546,6 +508,7 @@ fn operator_is_refused_every_security_and_account_management_action() {
     let backdoor = json!({"name": "backdoor", "account": OP});
     let port = json!([{"number": 1, "device": "sim:echo",
         "mode": {"type": "tcp-server", "bind": ["127.0.0.1"], "local_port": 0}}]);
+    let some_ca = format!("/api/v1/certificate/authorities/{}", ["AB"; 32].join(":"));
     let j = |v: Value| Body::Json(v);
     // (method, OpenAPI path, request, body, as Operator, without a session)
     #[rustfmt::skip]
@@ -576,6 +539,9 @@ fn operator_is_refused_every_security_and_account_management_action() {
         route("GET", "/api/v1/certificate/export", "/api/v1/certificate/export", Body::None, 403, 401),
         route("POST", "/api/v1/certificate/regenerate", "/api/v1/certificate/regenerate", Body::None, 403, 401),
         route("POST", "/api/v1/certificate/import", "/api/v1/certificate/import", j(json!({"certificate": "x", "key": "y"})), 403, 401),
+        route("GET", "/api/v1/certificate/authorities", "/api/v1/certificate/authorities", Body::None, 403, 401),
+        route("POST", "/api/v1/certificate/authorities", "/api/v1/certificate/authorities", j(json!({"pem": "x"})), 403, 401),
+        route("DELETE", "/api/v1/certificate/authorities/{fingerprint}", &some_ca, Body::None, 403, 401),
         route("GET", "/api/v1/config", "/api/v1/config", Body::None, 200, 401),
         route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"security": {"login": {"message": "the operator was here"}}})), 403, 401),
         route("PATCH", "/api/v1/config", "/api/v1/config", j(json!({"security": {"login": {"lockout": {"enabled": false}}}})), 403, 401),
@@ -1211,6 +1177,12 @@ fn factory_reset_returns_the_device_to_first_use() {
         "port 1 serves before the reset"
     );
     let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let pki = TempDir::new("web-reset-pki");
+    let ca = openssl_ca(pki.path(), "ca", "ttyward reset test CA", "CA:TRUE");
+    let r = d
+        .web
+        .json("POST", CA_API, Some(&admin), &json!({"pem": ca}));
+    assert_eq!(r.status, 201, "a trusted CA before the reset: {}", r.text());
     let r = d.web.json(
         "POST",
         "/api/v1/maintenance/factory-reset",
@@ -1255,9 +1227,14 @@ fn factory_reset_returns_the_device_to_first_use() {
         &json!({"setup_code": code.trim(), "name": "again", "password": "Fresh-Start-Harbour-9"}),
     );
     assert_eq!(r.status, 201, "{}", r.text());
+    let again = d.web.login_bearer("again", "Fresh-Start-Harbour-9");
+    let cas = d.web.get(CA_API, Some(&again));
+    assert_eq!(cas.status, 200, "{}", cas.text());
+    assert_eq!(cas.json(), json!([]), "the reset kept a trusted CA");
+    assert!(!d.dir.join("ca").exists(), "the reset left DIR/ca behind");
     let events = wait_for_events(
         &d.dir,
-        &["factory-reset", "login-succeeded"],
+        &["factory-reset", "login-succeeded", "ca-certificate-removed"],
         Duration::from_secs(10),
     );
     let reset = events
@@ -1265,4 +1242,320 @@ fn factory_reset_returns_the_device_to_first_use() {
         .find(|e| e["event"] == "factory-reset")
         .expect("factory-reset event");
     assert_eq!(reset["user"], ADMIN);
+    let removed = events
+        .iter()
+        .find(|e| e["event"] == "ca-certificate-removed")
+        .expect("ca-certificate-removed event");
+    assert_eq!(removed["user"], ADMIN, "{removed}");
+    assert!(
+        removed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("factory reset") && m.contains("ttyward reset test CA")),
+        "{removed}"
+    );
+}
+
+/// The trusted CA certificates' API route.
+const CA_API: &str = "/api/v1/certificate/authorities";
+
+/// A CA certificate (PEM) made by `openssl req -x509` in `dir`: ECDSA
+/// P-256, CN `subject`, key usage keyCertSign and cRLSign, the basic
+/// constraints `basic_constraints` (`CA:TRUE`, `CA:FALSE`).
+fn openssl_ca(dir: &Path, tag: &str, subject: &str, basic_constraints: &str) -> String {
+    let cnf = dir.join(format!("{tag}.cnf"));
+    std::fs::write(
+        &cnf,
+        format!(
+            "[req]\nprompt = no\ndistinguished_name = dn\nx509_extensions = ext\n\
+             [dn]\nCN = {subject}\n\
+             [ext]\nbasicConstraints = critical, {basic_constraints}\n\
+             keyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n"
+        ),
+    )
+    .expect("openssl configuration");
+    let (code, out, err) = run_bounded(
+        Command::new("openssl")
+            .arg("req")
+            .arg("-x509")
+            .arg("-config")
+            .arg(&cnf)
+            .args([
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .arg("-keyout")
+            .arg(dir.join(format!("{tag}.key")))
+            .args(["-days", "30"]),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "openssl req for {tag}: {err}");
+    assert!(out.contains("-----BEGIN CERTIFICATE-----"), "{out}");
+    out
+}
+
+/// `s` as `application/x-www-form-urlencoded` wants it.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The value of the first `name="csrf"` field of a console page.
+fn csrf_of(page: &str) -> String {
+    let start = page
+        .find(r#"name="csrf" value=""#)
+        .unwrap_or_else(|| panic!("no CSRF field in:\n{page}"))
+        + r#"name="csrf" value=""#.len();
+    let len = page[start..].find('"').expect("end of the CSRF value");
+    page[start..start + len].to_owned()
+}
+
+/// Trusted CA certificates over the REST API of the real daemon: an
+/// Administrator uploads one (the fingerprint is openssl's), the same one
+/// again is a conflict, a non-CA certificate is refused saying why; an
+/// Operator may neither add nor remove one; the CA is still trusted after
+/// a restart (a 0600 file in `DIR/ca`); removing it by its fingerprint
+/// deletes the file; both changes are in the event log with who made them.
+#[test]
+fn trusted_ca_certificates_are_added_kept_across_a_restart_and_removed() {
+    let d = start("web-ca", "", false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let r = d.web.json(
+        "POST",
+        "/api/v1/accounts",
+        Some(&admin),
+        &json!({"name": OP, "group": "Operator", "password": OP_PASSWORD}),
+    );
+    assert_eq!(r.status, 201, "create op: {}", r.text());
+    let op = d.web.login_bearer(OP, OP_PASSWORD);
+    let pki = TempDir::new("web-ca-pki");
+    const SUBJECT: &str = "ttyward web test CA";
+    let ca = openssl_ca(pki.path(), "ca", SUBJECT, "CA:TRUE");
+    let other = openssl_ca(pki.path(), "other", "ttyward other CA", "CA:TRUE");
+    let leaf = openssl_ca(pki.path(), "leaf", "not a CA", "CA:FALSE");
+    let expected = fingerprint(&ca);
+
+    let empty = d.web.get(CA_API, Some(&admin));
+    assert_eq!(empty.status, 200, "{}", empty.text());
+    assert_eq!(empty.json(), json!([]));
+
+    let r = d
+        .web
+        .json("POST", CA_API, Some(&admin), &json!({"pem": ca}));
+    assert_eq!(r.status, 201, "upload: {}", r.text());
+    let added = r.json();
+    assert_eq!(added["subject"], format!("CN={SUBJECT}"), "{added}");
+    assert_eq!(added["key_algorithm"], "ECDSA P-256", "{added}");
+    assert_eq!(added["sha256_fingerprint"], expected.as_str(), "{added}");
+
+    let r = d
+        .web
+        .json("POST", CA_API, Some(&admin), &json!({"pem": ca}));
+    assert_eq!(r.status, 409, "the same CA again: {}", r.text());
+    assert_eq!(r.error_code(), "conflict");
+    assert!(r.text().contains("already trusted"), "{}", r.text());
+    let r = d
+        .web
+        .json("POST", CA_API, Some(&admin), &json!({"pem": leaf}));
+    assert_eq!(r.status, 422, "not a CA: {}", r.text());
+    assert!(r.text().contains("CA:TRUE"), "{}", r.text());
+
+    let r = d
+        .web
+        .json("POST", CA_API, Some(&op), &json!({"pem": other}));
+    assert_eq!(r.status, 403, "Operator upload: {}", r.text());
+    assert_eq!(r.error_code(), "forbidden");
+    let by_fingerprint = format!("{CA_API}/{expected}");
+    let r = d
+        .web
+        .request(
+            "DELETE",
+            &by_fingerprint,
+            &[("Authorization", &format!("Bearer {op}"))],
+            b"",
+        )
+        .expect("DELETE");
+    assert_eq!(r.status, 403, "Operator removal: {}", r.text());
+    assert_eq!(d.web.get(CA_API, Some(&op)).status, 403, "Operator list");
+
+    let list = d.web.get(CA_API, Some(&admin)).json();
+    assert_eq!(list, json!([added]), "after the refusals");
+    let file = d.dir.join("ca").join(format!(
+        "{}.pem",
+        expected.replace(':', "").to_ascii_lowercase()
+    ));
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("stat").permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&file), 0o600, "{}", file.display());
+    assert_eq!(mode(&d.dir.join("ca")), 0o700);
+    assert_eq!(
+        fingerprint(&std::fs::read_to_string(&file).expect("read")),
+        expected
+    );
+
+    // A restart: the CA is still trusted.
+    let d = d.restart();
+    let (dir, web) = (&d.dir, &d.web);
+    let admin = web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let list = web.get(CA_API, Some(&admin));
+    assert_eq!(list.status, 200, "{}", list.text());
+    assert_eq!(list.json(), json!([added]), "after the restart");
+
+    let r = web
+        .request(
+            "DELETE",
+            &by_fingerprint,
+            &[("Authorization", &format!("Bearer {admin}"))],
+            b"",
+        )
+        .expect("DELETE");
+    assert_eq!(r.status, 204, "removal: {}", r.text());
+    assert_eq!(web.get(CA_API, Some(&admin)).json(), json!([]));
+    assert!(!file.exists(), "{} outlived its removal", file.display());
+    let r = web
+        .request(
+            "DELETE",
+            &by_fingerprint,
+            &[("Authorization", &format!("Bearer {admin}"))],
+            b"",
+        )
+        .expect("DELETE");
+    assert_eq!(r.status, 404, "removed twice: {}", r.text());
+    assert_eq!(r.error_code(), "not-found");
+
+    let events = wait_for_events(
+        dir,
+        &["ca-certificate-added", "ca-certificate-removed"],
+        Duration::from_secs(10),
+    );
+    for name in ["ca-certificate-added", "ca-certificate-removed"] {
+        let logged: Vec<&Value> = events.iter().filter(|e| e["event"] == name).collect();
+        assert_eq!(logged.len(), 1, "{name}: {logged:?}");
+        assert_eq!(logged[0]["user"], ADMIN, "{}", logged[0]);
+        let message = logged[0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(SUBJECT) && message.contains(&expected),
+            "{name}: {message}"
+        );
+    }
+}
+
+/// Security > Certificate's "CA certificates" section with a browser's
+/// requests (session cookie, CSRF token, own Origin): a CA certificate
+/// pasted into the form is listed with its fingerprint, a non-CA one is
+/// refused with the reason on the page and the text kept, and the row's
+/// Remove button removes it.
+#[test]
+fn console_adds_lists_and_removes_a_trusted_ca_certificate() {
+    let d = start("web-ca-console", "", false);
+    let r = d.web.json(
+        "POST",
+        "/api/v1/login",
+        None,
+        &json!({"name": ADMIN, "password": ADMIN_PASSWORD}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r
+        .header("set-cookie")
+        .expect("Set-Cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .trim()
+        .to_owned();
+    let origin = format!("https://{}", d.web.host());
+    let page = |path: &str| {
+        let r = d
+            .web
+            .request("GET", path, &[("Cookie", &cookie)], b"")
+            .expect("GET");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        r.text()
+    };
+    let post = |path: &str, fields: &[(&str, &str)]| {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        d.web
+            .request(
+                "POST",
+                path,
+                &[
+                    ("Cookie", &cookie),
+                    ("Origin", &origin),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                body.as_bytes(),
+            )
+            .expect("POST")
+    };
+    let pki = TempDir::new("web-ca-console-pki");
+    let ca = openssl_ca(pki.path(), "ca", "ttyward console CA", "CA:TRUE");
+    let leaf = openssl_ca(pki.path(), "leaf", "ttyward console leaf", "CA:FALSE");
+    let expected = fingerprint(&ca);
+
+    let before = page("/security/certificate");
+    assert!(before.contains("CA certificates"), "{before}");
+    assert!(before.contains(r#"id="no-authorities""#), "{before}");
+    let csrf = csrf_of(&before);
+
+    let r = post(
+        "/security/certificate/authorities",
+        &[("csrf", &csrf), ("pem", &leaf)],
+    );
+    assert_eq!(r.status, 422, "a non-CA certificate: {}", r.text());
+    let refused = r.text();
+    assert!(refused.contains("not a CA certificate"), "{refused}");
+    assert!(
+        refused.contains("-----BEGIN CERTIFICATE-----"),
+        "the refused text is kept for correction: {refused}"
+    );
+
+    let r = post(
+        "/security/certificate/authorities",
+        &[("csrf", &csrf), ("pem", &ca)],
+    );
+    assert_eq!(r.status, 200, "upload: {}", r.text());
+    let listed = r.text();
+    assert!(
+        listed.contains("CA certificate added") && listed.contains("ttyward console CA"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!(r#"data-fingerprint="{expected}""#)),
+        "{listed}"
+    );
+    assert!(
+        page("/security/certificate").contains(&format!(r#"value="{expected}""#)),
+        "the row's Remove form names the fingerprint"
+    );
+    // The form needs the session's token.
+    let r = post(
+        "/security/certificate/authorities/remove",
+        &[("csrf", "not-the-token"), ("fingerprint", &expected)],
+    );
+    assert_eq!(r.status, 403, "a forged removal: {}", r.text());
+
+    let r = post(
+        "/security/certificate/authorities/remove",
+        &[("csrf", &csrf), ("fingerprint", &expected)],
+    );
+    assert_eq!(r.status, 200, "removal: {}", r.text());
+    let after = r.text();
+    assert!(after.contains("is no longer trusted"), "{after}");
+    assert!(after.contains(r#"id="no-authorities""#), "{after}");
 }

@@ -6,6 +6,7 @@
 //! * [`password`], [`login`], [`access`]: password policy and hashing, login
 //!   messages / lockout / session control, allowlist and DoS settings;
 //! * [`event_log`]: the seed's event catalog and the local log.
+//! * [`system`]: the device's identity and the time zone times are shown in.
 //!
 //! The data plane (`ttyward-engine`) and the management plane use these;
 //! this crate opens no sockets.
@@ -23,6 +24,7 @@ pub mod service;
 pub mod services;
 pub mod session;
 pub mod store;
+pub mod system;
 
 /// Fixtures shared by the unit tests of this crate.
 #[cfg(test)]

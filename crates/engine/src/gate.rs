@@ -10,6 +10,13 @@
 //! reported for the log, then one summary with the count per
 //! [`REPORT_EVERY`], so a flood cannot flood the event log.
 //!
+//! The management plane also charges every HTTP request (HTTP/2: every
+//! stream) to a second per-source token bucket through
+//! [`GatePermit::admit_request`]: one kept-alive connection costs one
+//! accept token but may carry any number of requests, and password
+//! guessing or scraping over it must meet a limit too. The Gate only
+//! decides; answering `429` is the web server's business.
+//!
 //! One `Gate` serves both planes (the management listeners use
 //! [`Gate::handshake_timeout`] for their TLS and HTTP handshakes). Settings
 //! change live with [`Gate::update`]; connections already admitted stay.
@@ -29,12 +36,14 @@ use ttyward_core::access::{Allowlist, DosSettings, ServiceKind};
 pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Sources remembered for their token buckets. Beyond this, idle sources
-/// whose bucket has refilled are forgotten; if that is not enough (a flood
-/// from more addresses than this), new sources are refused as over the
-/// global limit until some are forgotten.
+/// whose buckets have refilled are forgotten; if that is not enough (a
+/// flood from more addresses than this), new sources are refused as over
+/// the global limit until some are forgotten. A source sending requests
+/// holds a connection, so it is never forgotten while it does: the request
+/// buckets live in the same bounded table.
 const MAX_TRACKED_SOURCES: usize = 16_384;
 
-/// Why a connection was refused.
+/// Why a connection, datagram or request was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Refusal {
     /// The source is not in the allowlist for this service.
@@ -45,7 +54,13 @@ pub enum Refusal {
     SourceLimit,
     /// The source opens connections faster than its accept rate.
     RateLimit,
+    /// The source sends HTTP requests faster than its request rate (on
+    /// connections already admitted).
+    RequestRate,
 }
+
+/// Number of [`Refusal`] kinds: the size of the counter and report arrays.
+const REFUSALS: usize = 5;
 
 impl Refusal {
     /// Slot in the counter and report arrays.
@@ -55,6 +70,7 @@ impl Refusal {
             Refusal::GlobalLimit => 1,
             Refusal::SourceLimit => 2,
             Refusal::RateLimit => 3,
+            Refusal::RequestRate => 4,
         }
     }
 
@@ -71,11 +87,12 @@ impl fmt::Display for Refusal {
             Refusal::GlobalLimit => "DoS defence: too many connections in total",
             Refusal::SourceLimit => "DoS defence: too many connections from this address",
             Refusal::RateLimit => "DoS defence: this address opens connections too fast",
+            Refusal::RequestRate => "DoS defence: this address sends requests too fast",
         })
     }
 }
 
-/// A refused connection or datagram.
+/// A refused connection, datagram or request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refused {
     /// Why.
@@ -97,6 +114,8 @@ pub struct GateStats {
     pub source_limit: u64,
     /// Refused by the accept-rate bucket.
     pub rate_limit: u64,
+    /// Requests refused by the request-rate bucket.
+    pub request_rate: u64,
     /// Connections admitted and still open.
     pub active: u64,
 }
@@ -122,6 +141,16 @@ pub(crate) fn count_refusal(
     }
 }
 
+/// A request refused by the request-rate bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Throttled {
+    /// The refusal, with [`Refusal::RequestRate`] and whether to report it.
+    pub refused: Refused,
+    /// How long until the source's bucket holds a token again (what the
+    /// `Retry-After` header says, rounded up to whole seconds).
+    pub retry_after: Duration,
+}
+
 /// The clonable handle on the one Gate of the process.
 #[derive(Clone)]
 pub struct Gate {
@@ -141,15 +170,33 @@ struct State {
     dos: DosSettings,
     active: u64,
     sources: HashMap<IpAddr, Source>,
-    refused: [u64; 4],
-    reports: [Report; 4],
+    refused: [u64; REFUSALS],
+    reports: [Report; REFUSALS],
 }
 
-/// One source address's connections and token bucket.
+/// One source address's connections and token buckets.
 struct Source {
     active: u32,
+    /// Accept bucket: one token per new connection.
     tokens: f64,
     refilled: Instant,
+    /// Request bucket: one token per HTTP request (management plane).
+    requests: f64,
+    requests_refilled: Instant,
+}
+
+impl Source {
+    /// A source seen for the first time: a full request bucket, and an
+    /// accept bucket holding `tokens`.
+    fn new(tokens: f64, dos: &DosSettings, now: Instant) -> Source {
+        Source {
+            active: 0,
+            tokens,
+            refilled: now,
+            requests: f64::from(dos.request_burst),
+            requests_refilled: now,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -163,6 +210,25 @@ struct Report {
 pub struct GatePermit {
     gate: Gate,
     source: IpAddr,
+}
+
+impl GatePermit {
+    /// Charge one HTTP request (HTTP/2: one stream) arriving on this
+    /// connection to its source's request bucket. With DoS defence off
+    /// every request passes.
+    pub fn admit_request(&self) -> Result<(), Throttled> {
+        self.admit_request_at(Instant::now())
+    }
+
+    fn admit_request_at(&self, now: Instant) -> Result<(), Throttled> {
+        self.gate.lock().charge_request(self.source, now)
+    }
+
+    /// The source address this permit was given to (IPv4-mapped addresses
+    /// as plain IPv4).
+    pub fn source(&self) -> IpAddr {
+        self.source
+    }
 }
 
 impl Drop for GatePermit {
@@ -184,7 +250,7 @@ impl Gate {
                 dos: *dos,
                 active: 0,
                 sources: HashMap::new(),
-                refused: [0; 4],
+                refused: [0; REFUSALS],
                 reports: Default::default(),
             })),
         }
@@ -224,11 +290,10 @@ impl Gate {
             if !s.sources.contains_key(&peer) && !s.make_room(now) {
                 return Err(s.refuse(Refusal::GlobalLimit, now));
             }
-            let src = s.sources.entry(peer).or_insert_with(|| Source {
-                active: 0,
-                tokens: f64::from(dos.accept_burst),
-                refilled: now,
-            });
+            let src = s
+                .sources
+                .entry(peer)
+                .or_insert_with(|| Source::new(f64::from(dos.accept_burst), &dos, now));
             if src.active >= u32::from(dos.per_source_connections) {
                 return Err(s.refuse(Refusal::SourceLimit, now));
             }
@@ -241,11 +306,7 @@ impl Gate {
         } else {
             s.sources
                 .entry(peer)
-                .or_insert_with(|| Source {
-                    active: 0,
-                    tokens: 0.0,
-                    refilled: now,
-                })
+                .or_insert_with(|| Source::new(0.0, &dos, now))
                 .active += 1;
         }
         s.active += 1;
@@ -277,12 +338,19 @@ impl Gate {
     /// Refusals since start and connections held now.
     pub fn stats(&self) -> GateStats {
         let s = self.lock();
-        let [not_allowed, global_limit, source_limit, rate_limit] = s.refused;
+        let [
+            not_allowed,
+            global_limit,
+            source_limit,
+            rate_limit,
+            request_rate,
+        ] = s.refused;
         GateStats {
             not_allowed,
             global_limit,
             source_limit,
             rate_limit,
+            request_rate,
             active: s.active,
         }
     }
@@ -315,18 +383,50 @@ impl State {
         Refused { reason, report }
     }
 
-    /// Forget idle sources whose bucket is full again, when the table is
+    /// Forget idle sources whose buckets are full again, when the table is
     /// at its size limit. False when no room could be made.
     fn make_room(&mut self, now: Instant) -> bool {
         if self.sources.len() < MAX_TRACKED_SOURCES {
             return true;
         }
         let dos = self.dos;
+        // Keeping a source whose request bucket is still low means a client
+        // cannot get a fresh burst by closing its connections and coming
+        // back.
         self.sources.retain(|_, src| {
             src.refill(&dos, now);
-            src.active > 0 || src.tokens < f64::from(dos.accept_burst)
+            src.refill_requests(&dos, now);
+            src.active > 0
+                || src.tokens < f64::from(dos.accept_burst)
+                || src.requests < f64::from(dos.request_burst)
         });
         self.sources.len() < MAX_TRACKED_SOURCES
+    }
+
+    /// Take one request token from `peer`'s bucket, or say how long until
+    /// there is one.
+    fn charge_request(&mut self, peer: IpAddr, now: Instant) -> Result<(), Throttled> {
+        let dos = self.dos;
+        if !dos.enabled {
+            return Ok(());
+        }
+        // The permit that asks keeps its source in the table (`active` > 0
+        // is never forgotten); a missing entry would be a bug here, and
+        // letting the request through is the safe way to be wrong.
+        let Some(src) = self.sources.get_mut(&peer) else {
+            return Ok(());
+        };
+        src.refill_requests(&dos, now);
+        if src.requests >= 1.0 {
+            src.requests -= 1.0;
+            return Ok(());
+        }
+        let missing = 1.0 - src.requests;
+        let retry_after = Duration::from_secs_f64(missing / f64::from(dos.request_rate.max(1)));
+        Err(Throttled {
+            refused: self.refuse(Refusal::RequestRate, now),
+            retry_after,
+        })
     }
 }
 
@@ -336,6 +436,15 @@ impl Source {
         self.tokens =
             (self.tokens + elapsed * f64::from(dos.accept_rate)).min(f64::from(dos.accept_burst));
         self.refilled = now;
+    }
+
+    fn refill_requests(&mut self, dos: &DosSettings, now: Instant) {
+        let elapsed = now
+            .saturating_duration_since(self.requests_refilled)
+            .as_secs_f64();
+        self.requests = (self.requests + elapsed * f64::from(dos.request_rate))
+            .min(f64::from(dos.request_burst));
+        self.requests_refilled = now;
     }
 }
 
@@ -355,7 +464,18 @@ mod tests {
             max_connections: max,
             accept_rate: rate,
             accept_burst: burst,
+            request_rate: 1000,
+            request_burst: 1000,
             handshake_timeout_s: 10,
+        }
+    }
+
+    /// Generous connection limits and this request bucket.
+    fn requests(rate: u16, burst: u16) -> DosSettings {
+        DosSettings {
+            request_rate: rate,
+            request_burst: burst,
+            ..dos(1000, u16::MAX, 10_000, 10_000)
         }
     }
 
@@ -544,5 +664,165 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn request_bucket_allows_a_burst_then_the_rate() {
+        let gate = Gate::new(&Allowlist::default(), &requests(10, 3));
+        let t0 = Instant::now();
+        let conn = gate
+            .admit_at(ip("10.0.0.1"), ServiceKind::Management, t0)
+            .expect("admitted");
+        for i in 0..3 {
+            conn.admit_request_at(t0)
+                .unwrap_or_else(|e| panic!("request {i}: {e:?}"));
+        }
+        let r = conn.admit_request_at(t0).expect_err("bucket empty");
+        assert_eq!(r.refused.reason, Refusal::RequestRate);
+        // 10 per second: the next token is 100 ms away.
+        assert_eq!(r.retry_after, Duration::from_millis(100));
+        let r = conn
+            .admit_request_at(t0 + Duration::from_millis(50))
+            .expect_err("half a token");
+        assert!(
+            r.retry_after > Duration::from_millis(49) && r.retry_after < Duration::from_millis(51),
+            "{:?}",
+            r.retry_after
+        );
+        assert!(
+            conn.admit_request_at(t0 + Duration::from_millis(150))
+                .is_ok()
+        );
+        // A long pause refills up to the burst, not beyond.
+        let later = t0 + Duration::from_secs(60);
+        for i in 0..3 {
+            conn.admit_request_at(later)
+                .unwrap_or_else(|e| panic!("request {i} after the pause: {e:?}"));
+        }
+        assert!(conn.admit_request_at(later).is_err());
+        assert_eq!(gate.stats().request_rate, 3);
+        // Requests do not spend the connection budget.
+        assert_eq!(gate.stats().rate_limit, 0);
+    }
+
+    #[test]
+    fn request_buckets_are_per_source_and_shared_by_its_connections() {
+        let gate = Gate::new(&Allowlist::default(), &requests(1, 2));
+        let t0 = Instant::now();
+        let a1 = gate
+            .admit_at(ip("10.0.0.1"), ServiceKind::Management, t0)
+            .expect("a1");
+        let a2 = gate
+            .admit_at(ip("::ffff:10.0.0.1"), ServiceKind::Management, t0)
+            .expect("a2");
+        let b = gate
+            .admit_at(ip("10.0.0.2"), ServiceKind::Management, t0)
+            .expect("b");
+        assert_eq!(a2.source(), ip("10.0.0.1"));
+        assert!(a1.admit_request_at(t0).is_ok());
+        assert!(a2.admit_request_at(t0).is_ok());
+        // Both connections of 10.0.0.1 drew from one bucket...
+        assert!(a1.admit_request_at(t0).is_err());
+        assert!(a2.admit_request_at(t0).is_err());
+        // ...and 10.0.0.2 has its own, full.
+        assert!(b.admit_request_at(t0).is_ok());
+        assert!(b.admit_request_at(t0).is_ok());
+        assert!(b.admit_request_at(t0).is_err());
+        // A new connection does not bring new request tokens.
+        drop(a1);
+        let a3 = gate
+            .admit_at(ip("10.0.0.1"), ServiceKind::Management, t0)
+            .expect("a3");
+        assert!(a3.admit_request_at(t0).is_err());
+    }
+
+    #[test]
+    fn request_refusals_are_reported_once_per_period() {
+        let gate = Gate::new(&Allowlist::default(), &requests(1, 1));
+        let t0 = Instant::now();
+        let conn = gate
+            .admit_at(ip("10.0.0.1"), ServiceKind::Management, t0)
+            .expect("admitted");
+        assert!(conn.admit_request_at(t0).is_ok());
+        let first = conn.admit_request_at(t0).expect_err("empty");
+        assert_eq!(first.refused.report, Some(0));
+        for _ in 0..500 {
+            let r = conn.admit_request_at(t0).expect_err("empty");
+            assert_eq!(r.refused.report, None);
+        }
+        let later = t0 + REPORT_EVERY;
+        assert!(conn.admit_request_at(later).is_ok(), "refilled");
+        let summary = conn.admit_request_at(later).expect_err("empty");
+        assert_eq!(summary.refused.report, Some(500));
+        assert_eq!(gate.stats().request_rate, 502);
+    }
+
+    #[test]
+    fn dos_off_lets_every_request_through() {
+        let mut d = requests(1, 1);
+        d.enabled = false;
+        let gate = Gate::new(&Allowlist::default(), &d);
+        let conn = gate
+            .admit(ip("10.0.0.1"), ServiceKind::Management)
+            .expect("admitted");
+        for _ in 0..1000 {
+            assert!(conn.admit_request().is_ok());
+        }
+        // Turned on later: the source starts with a full bucket.
+        d.enabled = true;
+        gate.update(&Allowlist::default(), &d);
+        assert!(conn.admit_request().is_ok());
+        assert!(conn.admit_request().is_err());
+        assert_eq!(gate.stats().request_rate, 1);
+    }
+
+    #[test]
+    fn lowered_request_limits_apply_to_open_connections() {
+        let gate = Gate::new(&Allowlist::default(), &requests(1, 100));
+        let t0 = Instant::now();
+        let conn = gate
+            .admit_at(ip("10.0.0.1"), ServiceKind::Management, t0)
+            .expect("admitted");
+        assert!(conn.admit_request_at(t0).is_ok());
+        gate.update(&Allowlist::default(), &requests(1, 2));
+        assert!(conn.admit_request_at(t0).is_ok());
+        assert!(conn.admit_request_at(t0).is_ok());
+        assert!(conn.admit_request_at(t0).is_err());
+    }
+
+    #[test]
+    fn keeps_sources_until_their_request_bucket_refilled() {
+        // Connections refill in a tenth of a millisecond, requests in 1 s.
+        let mut d = requests(1, 1);
+        d.accept_rate = 10_000;
+        d.accept_burst = 1;
+        let gate = Gate::new(&Allowlist::default(), &d);
+        let t0 = Instant::now();
+        for i in 0..MAX_TRACKED_SOURCES as u32 {
+            let peer = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let conn = gate
+                .admit_at(peer, ServiceKind::Management, t0)
+                .expect("admitted");
+            conn.admit_request_at(t0).expect("one request");
+        }
+        assert_eq!(gate.stats().active, 0, "every connection closed");
+        // The accept buckets are full again, the request buckets are not:
+        // the table stays full rather than forget them.
+        let r = gate
+            .admit_at(
+                ip("11.0.0.1"),
+                ServiceKind::Management,
+                t0 + Duration::from_millis(10),
+            )
+            .expect_err("table full");
+        assert_eq!(r.reason, Refusal::GlobalLimit);
+        assert_eq!(gate.lock().sources.len(), MAX_TRACKED_SOURCES);
+        // A second later every bucket is full and the sources go.
+        let late = t0 + Duration::from_millis(1_100);
+        let conn = gate
+            .admit_at(ip("11.0.0.1"), ServiceKind::Management, late)
+            .expect("room made");
+        assert!(conn.admit_request_at(late).is_ok());
+        assert!(gate.lock().sources.len() <= MAX_TRACKED_SOURCES);
     }
 }

@@ -56,10 +56,10 @@ const CERT_TEMP: &str = "system.crt.new";
 /// Lifetime of a self-signed certificate: a year, the longest Mozilla's
 /// "intermediate" profile accepts (browsers cap server certificates at
 /// 398 days). The daemon makes a new one when it starts with less than
-/// [`RENEW_BEFORE_DAYS`] left.
+/// [`RENEW_BEFORE_DAYS`] left, or finds so while it runs.
 pub const SELF_SIGNED_DAYS: i64 = 365;
-/// A self-signed certificate closer than this to its end is replaced at
-/// start.
+/// A self-signed certificate closer than this to its end is replaced (at
+/// start, and by the running server's periodic check in [`crate::tls`]).
 pub const RENEW_BEFORE_DAYS: i64 = 30;
 /// The self-signed certificate starts an hour in the past so that a client
 /// whose clock runs a little behind the device's still accepts it.
@@ -629,7 +629,7 @@ impl DeviceCert {
 
 /// The key types TLS clients accept from this device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KeyAlgorithm {
+pub(crate) enum KeyAlgorithm {
     Rsa(usize),
     EcdsaP256,
     EcdsaP384,
@@ -639,7 +639,7 @@ enum KeyAlgorithm {
 
 impl KeyAlgorithm {
     /// Classify a certificate's public key, refusing what is not allowed.
-    fn of(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyAlgorithm, CertError> {
+    pub(crate) fn of(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyAlgorithm, CertError> {
         let oid = &spki.algorithm.algorithm;
         if *oid == OID_PKCS1_RSAENCRYPTION {
             let bits = match spki.parsed() {
@@ -727,20 +727,11 @@ fn describe(
             }
         }
     }
-    let serial = {
-        let raw = leaf.raw_serial();
-        let start = raw
-            .iter()
-            .position(|b| *b != 0)
-            .unwrap_or(raw.len().saturating_sub(1));
-        let hex = hex_upper(raw.get(start..).unwrap_or_default(), "");
-        if hex.is_empty() { "00".to_owned() } else { hex }
-    };
     let not_after = leaf.validity().not_after.to_datetime();
     Ok(CertInfo {
         subject: leaf.subject().to_string(),
         issuer: leaf.issuer().to_string(),
-        serial,
+        serial: serial_hex(leaf),
         not_before: rfc3339(leaf.validity().not_before.to_datetime()),
         not_after: rfc3339(not_after),
         not_after_unix: not_after.unix_timestamp(),
@@ -750,6 +741,18 @@ fn describe(
         sha256_fingerprint: hex_upper(&Sha256::digest(leaf.as_raw()), ":"),
         chain_length,
     })
+}
+
+/// A certificate's serial number as upper-case hex without separators or
+/// leading zero bytes ("00" for zero).
+pub(crate) fn serial_hex(cert: &X509Certificate<'_>) -> String {
+    let raw = cert.raw_serial();
+    let start = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    let hex = hex_upper(raw.get(start..).unwrap_or_default(), "");
+    if hex.is_empty() { "00".to_owned() } else { hex }
 }
 
 /// The host's name and addresses for the self-signed certificate's SANs:
@@ -916,7 +919,7 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     let utc = t.to_offset(time::UtcOffset::UTC);
     // Certificates carry whole seconds; so do the messages about them.
     let utc = utc.replace_nanosecond(0).unwrap_or(utc);
@@ -924,7 +927,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
     utc.format(&Rfc3339).unwrap_or_else(|_| utc.to_string())
 }
 
-fn hex_upper(bytes: &[u8], separator: &str) -> String {
+pub(crate) fn hex_upper(bytes: &[u8], separator: &str) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -934,7 +937,7 @@ fn hex_upper(bytes: &[u8], separator: &str) -> String {
 
 /// One PEM block (RFC 7468): base64 in lines of 64 characters. Written here
 /// because rustls-pki-types only decodes PEM.
-fn pem_block(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_block(label: &str, der: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = format!("-----BEGIN {label}-----\n");
     let mut column = 0;
@@ -964,7 +967,7 @@ fn pem_block(label: &str, der: &[u8]) -> String {
     out
 }
 
-fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, CertError> {
+pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, CertError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -976,7 +979,7 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, CertError> {
     }
 }
 
-fn exists(path: &Path) -> Result<bool, CertError> {
+pub(crate) fn exists(path: &Path) -> Result<bool, CertError> {
     path.try_exists().map_err(|source| CertError::Io {
         action: "look for",
         path: path.to_owned(),
@@ -1011,7 +1014,7 @@ fn recover_interrupted_save(dir: &Path) -> Result<(), CertError> {
     sync_dir(dir)
 }
 
-fn ensure_private_dir(dir: &Path) -> Result<(), CertError> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), CertError> {
     if exists(dir)? {
         return Ok(());
     }
@@ -1035,7 +1038,7 @@ fn ensure_private_dir(dir: &Path) -> Result<(), CertError> {
 /// Create `path` anew with mode 0600, write `bytes`, and sync it. A stale
 /// file of that name is removed first, and `create_new` refuses to follow
 /// a symbolic link planted there.
-fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
     let io_error = |action| {
         move |source| CertError::Io {
             action,
@@ -1057,7 +1060,7 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
     file.sync_all().map_err(io_error("sync"))
 }
 
-fn remove_if_exists(path: &Path) -> Result<(), CertError> {
+pub(crate) fn remove_if_exists(path: &Path) -> Result<(), CertError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -1069,7 +1072,7 @@ fn remove_if_exists(path: &Path) -> Result<(), CertError> {
     }
 }
 
-fn rename(from: &Path, to: &Path) -> Result<(), CertError> {
+pub(crate) fn rename(from: &Path, to: &Path) -> Result<(), CertError> {
     fs::rename(from, to).map_err(|source| CertError::Io {
         action: "rename into place",
         path: from.to_owned(),
@@ -1078,7 +1081,7 @@ fn rename(from: &Path, to: &Path) -> Result<(), CertError> {
 }
 
 /// Make renames and creations in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), CertError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), CertError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| CertError::Io {

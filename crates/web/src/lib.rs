@@ -4,6 +4,7 @@
 //! * [`tls`]: rustls configuration (TLS 1.2/1.3, Mozilla intermediate
 //!   suites) and the hot-swappable certificate;
 //! * [`cert`]: the device certificate (self-signed or imported);
+//! * [`ca`]: the trusted CA certificates an Administrator uploads;
 //! * [`server`]: the accept loop — every connection passes the engine's
 //!   Gate, then a TLS handshake with a deadline, then HTTP/1.1 or HTTP/2
 //!   with header-read timeouts;
@@ -18,6 +19,7 @@
 //! This crate translates HTTP to service calls and back.
 
 pub mod api;
+pub mod ca;
 pub mod cert;
 pub mod console;
 pub mod headers;

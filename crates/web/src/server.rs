@@ -7,13 +7,23 @@
 //! DoS settings' handshake timeout; then HTTP/1.1 or HTTP/2 (by ALPN) is
 //! served with a header-read timeout (slowloris) and a cap on concurrent
 //! HTTP/2 streams. The peer address reaches handlers as `ConnectInfo`.
+//!
+//! Per request (HTTP/2: per stream), before any route, login or static
+//! file: the Gate charges the source's request bucket; over the limit the
+//! answer is `429 Too Many Requests` with `Retry-After` and the API's JSON
+//! error (`rate-limited`), and no handler runs. A kept-alive connection
+//! stays open, so the client may go on after waiting, unless the refused
+//! request was an HTTP/1 one with a body: that body is not read, so the
+//! answer ends the connection (`Connection: close`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -23,7 +33,9 @@ use ttyward_core::access::ServiceKind;
 use ttyward_core::event_log::EventId;
 use ttyward_core::service::Service;
 use ttyward_core::services::WebService;
-use ttyward_engine::gate::Gate;
+use ttyward_engine::gate::{Gate, GatePermit, Refused, Throttled};
+
+use crate::api::error::{ErrorBody, ErrorDetail};
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,6 +127,9 @@ pub struct WebServer {
 #[derive(Clone)]
 struct Conn {
     app: Router,
+    /// Answers every request it gets with 429 (see [`too_many_requests`]),
+    /// behind the same security headers as `app`.
+    throttled: Router,
     /// `None`: the plain-HTTP redirect listener, answering every request
     /// with a redirect to this HTTPS port.
     tls: Option<TlsAcceptor>,
@@ -148,6 +163,9 @@ impl WebServer {
             .map_or(443, |a| a.port());
         let conn = Conn {
             app,
+            throttled: Router::new()
+                .fallback(too_many_requests)
+                .layer(axum::middleware::from_fn(crate::headers::security_headers)),
             tls: Some(TlsAcceptor::from(tls)),
             https_port,
             gate,
@@ -205,41 +223,117 @@ async fn accept_loop(listener: TcpListener, conn: Conn, tracker: TaskTracker) {
         let permit = match conn.gate.admit(peer.ip(), ServiceKind::Management) {
             Ok(p) => p,
             Err(refused) => {
-                if let Some(suppressed) = refused.report {
-                    let event = if refused.reason.is_allowlist() {
-                        EventId::AllowlistRefused
-                    } else {
-                        EventId::DosTriggered
-                    };
-                    let more = if suppressed > 0 {
-                        format!(" ({suppressed} more refused since the last report)")
-                    } else {
-                        String::new()
-                    };
-                    conn.service.record_from(
-                        event,
-                        peer.ip(),
-                        format!(
-                            "web console: connection from {peer} refused: {}{more}",
-                            refused.reason
-                        ),
-                    );
-                }
+                report_refusal(&conn.service, peer, "connection", refused);
                 continue;
             }
         };
         let c = conn.clone();
-        tracker.spawn(async move {
-            serve(stream, peer, c).await;
-            drop(permit);
-        });
+        tracker.spawn(serve(stream, peer, c, Arc::new(permit)));
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, conn: Conn) {
+/// Log a Gate refusal when the Gate says it is due (the first of a burst,
+/// then one summary per period with the count), as the serial front-ends
+/// do.
+fn report_refusal(service: &Service, peer: SocketAddr, what: &str, refused: Refused) {
+    let Some(suppressed) = refused.report else {
+        return;
+    };
+    let event = if refused.reason.is_allowlist() {
+        EventId::AllowlistRefused
+    } else {
+        EventId::DosTriggered
+    };
+    let more = if suppressed > 0 {
+        format!(" ({suppressed} more refused since the last report)")
+    } else {
+        String::new()
+    };
+    service.record_from(
+        event,
+        peer.ip(),
+        format!(
+            "web console: {what} from {peer} refused: {}{more}",
+            refused.reason
+        ),
+    );
+}
+
+/// Charge one request to the source's request bucket; a refusal is
+/// reported and its `Retry-After` in whole seconds returned.
+fn admit_request(permit: &GatePermit, service: &Service, peer: SocketAddr) -> Option<u64> {
+    match permit.admit_request() {
+        Ok(()) => None,
+        Err(Throttled {
+            refused,
+            retry_after,
+        }) => {
+            report_refusal(service, peer, "request", refused);
+            // Rounded up: a client that waits exactly this long finds a
+            // token; 0 would invite an immediate retry.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            Some(secs.max(1))
+        }
+    }
+}
+
+/// A refused request, as a request extension for [`too_many_requests`].
+#[derive(Clone, Copy, Debug)]
+struct RateLimited {
+    /// `Retry-After`, in seconds.
+    retry_after_s: u64,
+    /// An HTTP/1 request whose body is left unread: hyper cannot find the
+    /// next request after it and ends the connection, so the answer says
+    /// so (`Connection: close`) instead of leaving the client to find out.
+    close: bool,
+}
+
+impl RateLimited {
+    fn of(request: &hyper::Request<hyper::body::Incoming>, retry_after_s: u64) -> RateLimited {
+        RateLimited {
+            retry_after_s,
+            close: request.version() < hyper::Version::HTTP_2
+                && !hyper::body::Body::is_end_stream(request.body()),
+        }
+    }
+}
+
+/// The answer to a request over the source's request rate: the API's
+/// error body, whatever was asked (a page, a static file, the API).
+async fn too_many_requests(request: Request) -> Response {
+    let limited = request
+        .extensions()
+        .get::<RateLimited>()
+        .copied()
+        .unwrap_or(RateLimited {
+            retry_after_s: 1,
+            close: false,
+        });
+    let secs = limited.retry_after_s;
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: "rate-limited",
+            message: format!(
+                "too many requests from this address; wait {secs} s (Retry-After) and try again"
+            ),
+            fields: Vec::new(),
+        },
+    };
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    let h = response.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    if limited.close {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// One connection: its permit lives as long as this task (and every
+/// request charges it).
+async fn serve(stream: TcpStream, peer: SocketAddr, conn: Conn, permit: Arc<GatePermit>) {
     let _ = stream.set_nodelay(true);
     let Some(acceptor) = conn.tls.clone() else {
-        redirect(stream, peer, conn).await;
+        redirect(stream, peer, conn, permit).await;
         return;
     };
     let handshake = tokio::time::timeout(conn.gate.handshake_timeout(), acceptor.accept(stream));
@@ -257,11 +351,25 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn: Conn) {
             }
         },
     };
-    let app = conn.app.clone();
+    let (app, throttled, reporter) = (
+        conn.app.clone(),
+        conn.throttled.clone(),
+        conn.service.clone(),
+    );
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            tower::ServiceExt::oneshot(app.clone(), request)
+            // Before routing, so that logins and static files count too and
+            // a refused request costs no handler.
+            let target = match admit_request(&permit, &reporter, peer) {
+                None => app.clone(),
+                Some(secs) => {
+                    let limited = RateLimited::of(&request, secs);
+                    request.extensions_mut().insert(limited);
+                    throttled.clone()
+                }
+            };
+            tower::ServiceExt::oneshot(target, request)
         });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -292,11 +400,13 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn: Conn) {
 
 /// The plain-HTTP listener: every request is answered with a permanent
 /// redirect to the same host and path over HTTPS; nothing else is served
-/// in clear.
-async fn redirect(stream: TcpStream, peer: SocketAddr, conn: Conn) {
+/// in clear. Requests count against the source's request rate here too.
+async fn redirect(stream: TcpStream, peer: SocketAddr, conn: Conn, permit: Arc<GatePermit>) {
     let port = conn.https_port;
+    let reporter = conn.service.clone();
     let service =
         hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let throttled = admit_request(&permit, &reporter, peer);
             let host = request
                 .headers()
                 .get(hyper::header::HOST)
@@ -316,7 +426,12 @@ async fn redirect(stream: TcpStream, peer: SocketAddr, conn: Conn) {
                 Some(format!("https://{host}:{port}{path}"))
             };
             async move {
-                let response =
+                let response = if let Some(secs) = throttled {
+                    hyper::Response::builder()
+                        .status(hyper::StatusCode::TOO_MANY_REQUESTS)
+                        .header(hyper::header::RETRY_AFTER, secs)
+                        .body("too many requests; wait and try again\n".to_owned())
+                } else {
                     match target.and_then(|t| hyper::header::HeaderValue::from_str(&t).ok()) {
                         Some(location) => hyper::Response::builder()
                             .status(hyper::StatusCode::MOVED_PERMANENTLY)
@@ -325,7 +440,8 @@ async fn redirect(stream: TcpStream, peer: SocketAddr, conn: Conn) {
                         None => hyper::Response::builder()
                             .status(hyper::StatusCode::BAD_REQUEST)
                             .body("use https\n".to_owned()),
-                    };
+                    }
+                };
                 response.map_err(|e| std::io::Error::other(e.to_string()))
             }
         });

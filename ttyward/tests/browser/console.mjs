@@ -93,6 +93,8 @@ class Browser {
     this.shots = shots;
     this.problems = [];
     this.saved = [];
+    // Where `visit` goes: the console's address, until it moves (Services).
+    this.base = base;
   }
 
   // Script errors and Content-Security-Policy violations are defects of
@@ -148,7 +150,7 @@ class Browser {
   // Go to `path`, expect the final status (after redirects) and path, and
   // save a screenshot named `name`.
   async visit(path, name, { status = 200, landsOn = path.split("?")[0] } = {}) {
-    const response = await this.page.goto(base + path, { waitUntil: "load" });
+    const response = await this.page.goto(this.base + path, { waitUntil: "load" });
     return this.arrived(response, `GET ${path}`, name, status, landsOn);
   }
 
@@ -159,6 +161,35 @@ class Browser {
     await this.page.locator(scope).locator('button[type="submit"]').click();
     const response = await navigation;
     return this.arrived(response, `submitting ${scope} on ${new URL(this.page.url()).pathname}`, name, status, landsOn);
+  }
+
+  // Click the link `selector` and wait for the page it leads to, as a
+  // person would. When the link leads to a server that does not listen
+  // yet (the device restarts its web server after answering the page
+  // that names it), ask for its address again while the connection is
+  // refused, for at most `withinMs`.
+  async follow(selector, withinMs) {
+    const href = await this.page.getAttribute(selector, "href");
+    expect(href, `no link ${selector}`);
+    const refused = (e) => /ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_CONNECTION_CLOSED/.test(e.message);
+    const deadline = Date.now() + withinMs;
+    try {
+      const navigation = this.page.waitForNavigation({ waitUntil: "load" });
+      await this.page.click(selector);
+      const response = await navigation;
+      if (response) return response;
+    } catch (e) {
+      if (!refused(e)) throw e;
+    }
+    for (let attempt = 2; ; attempt++) {
+      log(`${href} does not answer yet; attempt ${attempt}`);
+      try {
+        return await this.page.goto(href, { waitUntil: "load" });
+      } catch (e) {
+        if (!refused(e) || Date.now() > deadline) throw e;
+      }
+      await this.page.waitForTimeout(100);
+    }
   }
 
   async text(selector) {
@@ -206,6 +237,17 @@ class Browser {
       }
     }
     return { menu, visited };
+  }
+
+  // The value in the row headed `key` of a key/value table in `scope`.
+  async row(scope, key) {
+    const value = await this.page.$$eval(
+      `${scope} tr`,
+      (rows, key) => rows.find((r) => r.querySelector("th")?.textContent.trim() === key)?.querySelector("td")?.textContent.trim(),
+      key,
+    );
+    expect(value !== undefined, `no row "${key}" in ${scope}`);
+    return value;
   }
 
   // The rows of the System Log's table.
@@ -652,6 +694,166 @@ const scenarios = {
     await b.submit(own, "own-password-changed", { status: 200, landsOn: "/account/password" });
     expect((await notice()).includes("Your password was changed"), `notice after changing one's password: ${await notice()}`);
     return { sections };
+  },
+
+  // Security > Services: the Administrator moves the console to another
+  // HTTPS port. The page names the new address; the browser follows it
+  // and the console answers there, where the Administrator logs out and
+  // in again.
+  async services(b) {
+    await b.login(args.name, args.password);
+    const form = 'form[action="/security/services"]';
+    await b.visit("/security/services", "page");
+    expectEqual(await b.page.inputValue(`${form} input[name="https_port"]`), "0", "the HTTPS port at the start");
+    expectEqual(await b.count("#moved"), 0, "a move announced before any change");
+    await b.page.fill(`${form} input[name="https_port"]`, String(args.https_port));
+    await b.submit(form, "saved", { status: 200, landsOn: "/security/services" });
+    const notice = await b.text("main .notice");
+    expect(/^Saved \(revision \d+\)\. The web server restarts/.test(notice), `notice after saving: ${notice}`);
+    const moved = await b.text("#moved");
+    expect(moved.includes("Continue at the new address"), `the page should send the browser to the new address: ${moved}`);
+    const url = `https://127.0.0.1:${args.https_port}/security/services`;
+    expectEqual(await b.page.getAttribute("#new-url", "href"), url, "the new address the page names");
+
+    b.base = new URL(url).origin;
+    const response = await b.follow("#new-url", 10_000);
+    // The browser sends its session cookie to the new port: cookies are
+    // scoped to the host, not the port, and the session lives in the
+    // device's store, not in the web server that was restarted.
+    await b.arrived(response, `following ${url}`, "new-address", 200, "/security/services");
+    expectEqual(new URL(b.page.url()).origin, b.base, "the origin after following the link");
+    const who = await b.text("header .who");
+    expect(who.includes(args.name), `the header at the new address should name ${args.name}, says: ${who}`);
+    expectEqual(await b.page.inputValue(`${form} input[name="https_port"]`), String(args.https_port), "the HTTPS port at the new address");
+
+    // A fresh login works at the new address (its POST carries the new
+    // Origin).
+    await b.submit('form[action="/logout"]', "logged-out", { status: 200, landsOn: "/login" });
+    await b.visit("/security/services", "logged-out-services", { landsOn: "/login" });
+    await b.login(args.name, args.password, { shot: "new-dashboard" });
+    await b.visit("/security/services", "new-page");
+    expectEqual(await b.page.inputValue(`${form} input[name="https_port"]`), String(args.https_port), "the HTTPS port after logging in again");
+    return { url, origin: b.base };
+  },
+
+  // Security > Certificate: regenerate the self-signed certificate. The
+  // page shows the new fingerprint; the Rust side compares it with what
+  // the server presents.
+  async "certificate-regenerate"(b) {
+    await b.login(args.name, args.password);
+    await b.visit("/security/certificate", "page");
+    const fingerprint = () => b.row("#current", "SHA-256 fingerprint");
+    const before = await fingerprint();
+    expectEqual(await b.row("#current", "Self-signed"), "yes", "the certificate at the start is self-signed");
+    const form = 'form[action="/security/certificate/regenerate"]';
+    // The page asks for no confirmation; should it ever, say yes.
+    const confirm = `${form} input[name="confirm"]`;
+    if ((await b.count(confirm)) > 0) await b.page.check(confirm);
+    b.page.once("dialog", (d) => {
+      log(`regenerate asks: ${d.message()}`);
+      d.accept();
+    });
+    await b.submit(form, "regenerated", { status: 200, landsOn: "/security/certificate/regenerate" });
+    const after = await fingerprint();
+    expect(after !== before, `the fingerprint did not change: ${after}`);
+    const notice = await b.text("main .notice");
+    expect(notice.includes(`A new self-signed certificate is in use (SHA-256 ${after})`), `notice after regenerating: ${notice}`);
+    expectEqual(await b.row("#current", "Self-signed"), "yes", "the regenerated certificate is self-signed");
+    await b.visit("/security/certificate", "reloaded");
+    expectEqual(await fingerprint(), after, "the fingerprint after a reload");
+    return { before, after };
+  },
+
+  // Security > Certificate: an RSA-1024 certificate is refused, naming
+  // why, and changes nothing; an ECDSA P-384 certificate and key are
+  // imported and shown.
+  async "certificate-import"(b) {
+    await b.login(args.name, args.password);
+    await b.visit("/security/certificate", "page");
+    const fingerprint = () => b.row("#current", "SHA-256 fingerprint");
+    const before = await fingerprint();
+    const form = 'form[action="/security/certificate/import"]';
+    const fill = async (certificate, key) => {
+      await b.page.fill(`${form} textarea[name="certificate"]`, certificate);
+      await b.page.fill(`${form} textarea[name="key"]`, key);
+    };
+
+    await fill(args.weak_certificate, args.weak_key);
+    await b.submit(form, "refused-rsa-1024", { status: 422, landsOn: "/security/certificate/import" });
+    const refused = await b.text("main .problem");
+    expect(/RSA-1024 key is too weak/.test(refused), `the refusal should name the weak RSA-1024 key: ${refused}`);
+    expectEqual(await b.count("main .notice"), 0, "a success notice next to a refusal");
+    expectEqual(await fingerprint(), before, "the certificate in use after a refused import");
+    expectEqual((await b.page.inputValue(`${form} textarea[name="certificate"]`)).trim(), args.weak_certificate.trim(), "the refused certificate kept for correction");
+    expectEqual(await b.page.inputValue(`${form} textarea[name="key"]`), "", "the refused private key sent back to the browser");
+
+    await fill(args.certificate, args.key);
+    await b.submit(form, "imported", { status: 200, landsOn: "/security/certificate/import" });
+    const notice = await b.text("main .notice");
+    expect(notice.startsWith("Certificate imported:") && notice.includes(args.common_name), `notice after importing: ${notice}`);
+    expectEqual(await b.count("main .problem"), 0, "problems after a valid import");
+    expectEqual(await fingerprint(), args.fingerprint, "the fingerprint shown after importing");
+    expectEqual(await b.row("#current", "Key"), "ECDSA P-384", "the key shown after importing");
+    expect((await b.row("#current", "Subject")).includes(args.common_name), "the subject shown after importing");
+    await b.visit("/security/certificate", "reloaded");
+    expectEqual(await fingerprint(), args.fingerprint, "the fingerprint after a reload");
+    return { before, refused, after: await fingerprint() };
+  },
+
+  // Serial Port Settings > Operation Modes: a local port out of range and
+  // zero max connections are refused, naming the field, and change
+  // nothing; then port 1 becomes an RFC 2217 server on a given port.
+  async modes(b) {
+    await b.login(args.name, args.password);
+    const form = `#mode-${args.port} form`;
+    const field = (name) => `${form} [name="${name}"]`;
+    const problems = () => b.page.$$eval("main .problem li", (ls) => ls.map((l) => l.textContent.trim()));
+    const choose = async (values) => {
+      // Skip the browser's own min/max checks, so that the device's
+      // answer to a bad value can be seen.
+      await b.page.$eval(form, (f) => {
+        f.noValidate = true;
+      });
+      await b.page.selectOption(field("mode"), "rfc2217");
+      for (const [name, value] of Object.entries(values)) await b.page.fill(field(name), String(value));
+    };
+    const unchanged = async (name) => {
+      await b.visit("/serial/modes", name);
+      expectEqual(await b.page.inputValue(field("mode")), "tcp-server", `port ${args.port}'s mode after a refused change (${name})`);
+      expectEqual(await b.page.inputValue(field("local_port")), "0", `port ${args.port}'s local port after a refused change (${name})`);
+    };
+
+    await b.visit("/serial/modes", "page");
+    expectEqual(await b.page.inputValue(field("mode")), "tcp-server", `port ${args.port}'s mode at the start`);
+    expect(await b.page.isVisible(field("inactivity_ms")), "a TCP Server's inactivity field is hidden");
+
+    const refusals = [];
+    for (const [bad, values] of [
+      ["local_port", { local_port: 70_000, max_connections: 1 }],
+      ["max_connections", { local_port: args.local_port, max_connections: 0 }],
+    ]) {
+      await choose(values);
+      expect(await b.page.isHidden(field("inactivity_ms")), "a TCP Server's inactivity field shown for RFC 2217");
+      await b.submit(form, `refused-${bad}`, { status: 422, landsOn: `/serial/modes/${args.port}` });
+      const named = await problems();
+      expect(named.some((f) => f.includes(`mode.${bad}`)), `the bad ${bad} should be named: ${named.join(" | ")}`);
+      expectEqual(await b.count("main .notice"), 0, "a success notice next to a refusal");
+      expectEqual(await b.page.inputValue(field("mode")), "rfc2217", "the refused mode kept for correction");
+      expectEqual(await b.page.inputValue(field(bad)), String(values[bad]), `the refused ${bad} kept for correction`);
+      refusals.push(...named);
+      await unchanged(`after-refused-${bad}`);
+    }
+
+    await choose({ local_port: args.local_port, max_connections: 1 });
+    await b.submit(form, "saved", { status: 200, landsOn: `/serial/modes/${args.port}` });
+    const notice = await b.text("main .notice");
+    expect(notice.startsWith("Saved") && notice.includes(`Port ${args.port} restarted in its new mode`), `notice after saving: ${notice}`);
+    expectEqual(await b.count("main .problem"), 0, "problems after a valid change");
+    await b.visit("/serial/modes", "reloaded");
+    expectEqual(await b.page.inputValue(field("mode")), "rfc2217", "the mode after a reload");
+    expectEqual(await b.page.inputValue(field("local_port")), String(args.local_port), "the local port after a reload");
+    expectEqual(await b.page.inputValue(field("max_connections")), "1", "max connections after a reload");
+    return { refusals };
   },
 };
 

@@ -1,7 +1,8 @@
 //! A small blocking HTTPS/1.1 client for the web tests: std `TcpStream`
 //! (optionally bound to a source address) + `rustls::StreamOwned`, one
-//! request per connection (`Connection: close`). It trusts exactly the
-//! device certificate from the data directory and checks the name
+//! request per connection (`Connection: close`), or several one after
+//! another on one kept-alive connection ([`KeepAlive`]). It trusts exactly
+//! the device certificate from the data directory and checks the name
 //! "localhost". Every read and write has a deadline.
 
 use std::io::{Read, Write};
@@ -179,29 +180,15 @@ impl Client {
         body: &[u8],
     ) -> std::io::Result<Response> {
         let mut tls = self.connect()?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.host()
-        );
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-        if !chunked && (!body.is_empty() || !matches!(method, "GET" | "HEAD" | "DELETE")) {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        tls.write_all(head.as_bytes())?;
-        // A server may answer (413, 415...) and close before reading a
-        // large body: a failed write is not the end, the answer may be
-        // waiting.
-        let sent = tls.write_all(body).and_then(|()| tls.flush());
-        match read_response(&mut ReadOnly(&mut tls), method == "HEAD") {
-            Ok(r) => Ok(r),
-            Err(e) => Err(sent.err().unwrap_or(e)),
-        }
+        exchange(&mut tls, &self.host(), true, method, path, headers, body)
+    }
+
+    /// Connect and keep the connection for [`KeepAlive::request`]s.
+    pub fn keep_alive(&self) -> std::io::Result<KeepAlive> {
+        Ok(KeepAlive {
+            tls: self.connect()?,
+            host: self.host(),
+        })
     }
 
     /// GET `path`, with a bearer token if given.
@@ -254,6 +241,170 @@ impl Client {
             None,
             &serde_json::json!({"name": name, "password": password, "bearer": true}),
         )
+    }
+}
+
+/// Accepts whatever certificate the server presents (the caller wants to
+/// know which one it is, not to trust it), but still checks the
+/// handshake's signature with it: a server that presents a certificate
+/// without holding its key does not get through.
+#[derive(Debug)]
+struct AnyCertificate(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// The leaf certificate the server at `addr` presents in a fresh TLS
+/// handshake, whichever it is (regenerated, imported): nothing is trusted,
+/// only the handshake's signature is checked against it.
+pub fn served_certificate(addr: SocketAddr) -> std::io::Result<CertificateDer<'static>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let client = Client {
+        addr,
+        config: Arc::new(config),
+        source: None,
+    };
+    let tls = client.connect()?;
+    tls.conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| leaf.clone().into_owned())
+        .ok_or_else(|| std::io::Error::other("the server presented no certificate"))
+}
+
+/// The SHA-256 fingerprint of a DER certificate as the console and
+/// `openssl x509 -fingerprint -sha256` show it: upper-case hex bytes
+/// joined by colons.
+pub fn sha256_fingerprint(der: &[u8]) -> String {
+    let suite = rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256
+        .tls13()
+        .expect("a TLS 1.3 suite");
+    suite
+        .common
+        .hash_provider
+        .hash(der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// One kept-alive HTTP/1.1 connection: requests go one after another on
+/// the same TLS stream, without `Connection: close`. One at a time (no
+/// pipelining), so nothing is ever read past an answer.
+pub struct KeepAlive {
+    tls: Tls,
+    host: String,
+}
+
+impl KeepAlive {
+    /// Send one request on this connection and read the answer; `headers`
+    /// come after `Host` and (with a body) `Content-Length`.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        exchange(
+            &mut self.tls,
+            &self.host,
+            false,
+            method,
+            path,
+            headers,
+            body,
+        )
+    }
+
+    /// GET `path` on this connection, with a bearer token if given.
+    pub fn get(&mut self, path: &str, token: Option<&str>) -> Response {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        self.request("GET", path, &headers, b"")
+            .unwrap_or_else(|e| panic!("GET {path} on the kept-alive connection: {e}"))
+    }
+}
+
+/// Write one request on `tls` and read its answer. `headers` come after
+/// `Host`, `Connection: close` (if `close`) and (with a body)
+/// `Content-Length`.
+fn exchange(
+    tls: &mut Tls,
+    host: &str,
+    close: bool,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if !chunked && (!body.is_empty() || !matches!(method, "GET" | "HEAD" | "DELETE")) {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes())?;
+    // A server may answer (413, 415...) and close before reading a
+    // large body: a failed write is not the end, the answer may be
+    // waiting.
+    let sent = tls.write_all(body).and_then(|()| tls.flush());
+    match read_response(&mut ReadOnly(tls), method == "HEAD") {
+        Ok(r) => Ok(r),
+        Err(e) => Err(sent.err().unwrap_or(e)),
     }
 }
 

@@ -398,3 +398,4 @@ pub fn free_port_base(n: u16) -> u16 {
 }
 
 pub mod https;
+pub mod web_device;

@@ -1,10 +1,13 @@
 //! DoS defence settings (seed §3.7, security.md CR 7.1/7.2): how many
 //! connections one source and the whole device may hold, how fast a source
-//! may open them, and how long a handshake may idle.
+//! may open them, how fast it may send HTTP requests to the management
+//! plane (within connections it keeps open), and how long a handshake may
+//! idle.
 //!
 //! The seed only says the NPort's defence is on by default; the limits and
 //! their defaults are ours, chosen so that a serial server's normal use (a
-//! few clients per port, reconnects after a network blip) never meets them.
+//! few clients per port, reconnects after a network blip, a browser loading
+//! the console) never meets them.
 //! This module holds and validates the settings; the engine's Gate applies
 //! them to every listener.
 
@@ -34,6 +37,16 @@ pub struct DosSettings {
     /// bucket (1–10000, default 100: a host opening all its ports at once
     /// after a network blip).
     pub accept_burst: u16,
+    /// HTTP requests per second one source may send to the management
+    /// plane, on average, counted per request (HTTP/2: per stream) however
+    /// many connections carry them: the refill rate of its request bucket
+    /// (1–10000, default 100). A connection's accept token pays for the
+    /// handshake, not for what follows on a kept-alive connection.
+    pub request_rate: u16,
+    /// HTTP requests one source may send at once: the size of its request
+    /// bucket (1–10000, default 300: a browser loading every console page
+    /// and asset at once, with room to spare).
+    pub request_burst: u16,
     /// Seconds a TLS, SSH or HTTP handshake may take before the connection
     /// is closed (1–300, default 10). Raw serial listeners have no
     /// handshake; the management listeners use this.
@@ -48,6 +61,8 @@ impl Default for DosSettings {
             max_connections: 1024,
             accept_rate: 50,
             accept_burst: 100,
+            request_rate: 100,
+            request_burst: 300,
             handshake_timeout_s: 10,
         }
     }
@@ -75,6 +90,8 @@ pub(crate) fn read_dos(w: &mut Walk, path: String, value: Option<&Value>) -> Dos
         max_connections: o.int(w, "max_connections", d.max_connections, 1..=u16::MAX),
         accept_rate: o.int(w, "accept_rate", d.accept_rate, 1..=10_000),
         accept_burst: o.int(w, "accept_burst", d.accept_burst, 1..=10_000),
+        request_rate: o.int(w, "request_rate", d.request_rate, 1..=10_000),
+        request_burst: o.int(w, "request_burst", d.request_burst, 1..=10_000),
         handshake_timeout_s: o.int(w, "handshake_timeout_s", d.handshake_timeout_s, 1..=300),
     };
     o.finish(w);
@@ -103,9 +120,11 @@ mod tests {
                 s.per_source_connections,
                 s.max_connections,
                 s.accept_rate,
-                s.accept_burst
+                s.accept_burst,
+                s.request_rate,
+                s.request_burst
             ),
-            (128, 1024, 50, 100)
+            (128, 1024, 50, 100, 100, 300)
         );
         assert_eq!(s.handshake_timeout(), Duration::from_secs(10));
     }
@@ -118,6 +137,8 @@ mod tests {
             "max_connections": 65_536,
             "accept_rate": 10_001,
             "accept_burst": -1,
+            "request_rate": 0,
+            "request_burst": 10_001,
             "handshake_timeout_s": 301,
             "syn_cookies": true,
         }));
@@ -127,6 +148,8 @@ mod tests {
             "max_connections",
             "accept_rate",
             "accept_burst",
+            "request_rate",
+            "request_burst",
             "handshake_timeout_s",
             "syn_cookies",
         ];
@@ -146,6 +169,8 @@ mod tests {
             max_connections: 1,
             accept_rate: 10_000,
             accept_burst: 1,
+            request_rate: 10_000,
+            request_burst: 1,
             handshake_timeout_s: 300,
         };
         let (back, errors) = read(&serde_json::to_value(s).unwrap());

@@ -53,6 +53,8 @@ pub struct Config {
     pub security: Security,
     /// What the event log keeps (seed §3.6).
     pub event_log: crate::event_log::EventLogSettings,
+    /// System Settings > General: identity and display time zone.
+    pub system: crate::system::SystemSettings,
 }
 
 /// The seed's Security and Account Management settings (not the accounts

@@ -22,6 +22,7 @@ pub(super) fn config(doc: &Value) -> Result<Config, ConfigError> {
     let security = security(&mut w, top.at("security"), top.get("security"));
     let event_log =
         crate::event_log::read_settings(&mut w, top.at("event_log"), top.get("event_log"));
+    let system = crate::system::read_system(&mut w, top.at("system"), top.get("system"));
     match top.get("ports") {
         None => {}
         Some(Value::Array(items)) => {
@@ -53,6 +54,7 @@ pub(super) fn config(doc: &Value) -> Result<Config, ConfigError> {
             services,
             security,
             event_log,
+            system,
         })
     } else {
         Err(ConfigError { errors: w.errors })

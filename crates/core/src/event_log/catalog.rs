@@ -277,7 +277,7 @@ catalog! {
     AllowlistRefused = 324, "allowlist-refused", Security, Warning,
         "A connection from an address outside the allowlist was refused.";
     DosTriggered = 325, "dos-triggered", Security, Warning,
-        "DoS defence refused connections (a per-source, rate or global limit was hit).";
+        "DoS defence refused connections or web requests (a per-source, rate or global limit was hit).";
     EventLogSettingsChanged = 326, "event-log-settings-changed", Security, Notice,
         "The event log settings (capacity, recorded events) were changed.";
     DosSettingsChanged = 327, "dos-settings-changed", Security, Notice,
@@ -290,6 +290,10 @@ catalog! {
         "A long-lived API token was created for an account.";
     ApiTokenRevoked = 331, "api-token-revoked", Security, Notice,
         "An API token was revoked.";
+    CaCertificateAdded = 332, "ca-certificate-added", Security, Notice,
+        "A CA certificate was added to the trusted CA certificates.";
+    CaCertificateRemoved = 333, "ca-certificate-removed", Security, Notice,
+        "A CA certificate was removed from the trusted CA certificates (by an administrator or a factory reset).";
     ConfigChanged = 400, "config-changed", Maintenance, Notice,
         "The configuration was changed; the message says by whom and what.";
     ConfigImported = 401, "config-imported", Maintenance, Notice,

@@ -12,7 +12,8 @@
 //! The event log is kept, and the reset is recorded in it with who did it
 //! and from where: whoever resets a device must not also erase the trace
 //! of what happened before. The device certificate is the web server's
-//! to regenerate (the web crate does it after this returns).
+//! to regenerate, and the trusted CA certificates its to delete (the web
+//! crate does both after this returns, in `AppState::factory_reset`).
 
 use super::{Caller, Service, ServiceError};
 use crate::config::Config;

@@ -5,7 +5,8 @@
 //! field path, nothing changed), then checked against the caller's
 //! permissions section by section — ports need `serial.change`, the
 //! password policy `accounts.change`, services / login settings /
-//! allowlist / DoS `security.change`, the event log settings `log.settings` — and written
+//! allowlist / DoS `security.change`, the event log settings `log.settings`,
+//! identity and time zone `system.change` — and written
 //! in one transaction with a revision number. The allowlist may not shut
 //! out the address the change comes from unless the caller forces it.
 
@@ -119,6 +120,13 @@ fn differences(old: &Config, new: &Config) -> Vec<(String, Permission, Option<Ev
             "DoS defence".into(),
             Permission::SecurityChange,
             Some(EventId::DosSettingsChanged),
+        ));
+    }
+    if old.system != new.system {
+        out.push((
+            "identity and time zone".into(),
+            Permission::SystemChange,
+            None,
         ));
     }
     if old.event_log != new.event_log {

@@ -9,11 +9,17 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Migration `n` brings the schema from version `n` to `n + 1`.
-fn migrations() -> [String; 2] {
-    [format!("{V1}\n{}", crate::event_log::SCHEMA), V2.to_owned()]
+fn migrations() -> [String; 3] {
+    [
+        format!("{V1}\n{}", crate::event_log::SCHEMA),
+        V2.to_owned(),
+        // Version 3: an index for the event log's category + severity
+        // filter.
+        crate::event_log::store::SEVERITY_CATEGORY_INDEX.to_owned(),
+    ]
 }
 
 const V1: &str = "
@@ -110,4 +116,50 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upgrades_a_version_2_database_keeping_its_events() {
+        let dir = crate::testutil::tempdir();
+        let path = dir.join("v2.db");
+        let mut conn = Connection::open(&path).expect("open");
+        // A database as ttyward with schema version 2 left it.
+        for sql in migrations().iter().take(2) {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO events (time_ms, event, category, severity, message)
+             VALUES (1, 301, 3, 2, 'wrong password')",
+            [],
+        )
+        .expect("event");
+        migrate(&mut conn, &path).expect("migrate");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 3);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema
+                 WHERE type = 'index' AND name = 'events_severity_category'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("index");
+        assert_eq!(indexes, 1);
+        let events: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .expect("events");
+        assert_eq!(events, 1);
+        // Running again changes nothing.
+        migrate(&mut conn, &path).expect("migrate again");
+        drop(conn);
+        std::fs::remove_dir_all(dir).ok();
+    }
 }

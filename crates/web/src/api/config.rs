@@ -19,7 +19,7 @@ use super::{ApiError, AppState, Auth, Body, QueryArg};
 use crate::api::error::ErrorBody;
 
 /// Which permission shows which part of the document.
-const VIEW: [(&str, Option<&str>, Permission); 7] = [
+const VIEW: [(&str, Option<&str>, Permission); 8] = [
     ("ports", None, Permission::SerialView),
     ("services", None, Permission::SecurityView),
     (
@@ -31,6 +31,7 @@ const VIEW: [(&str, Option<&str>, Permission); 7] = [
     ("security", Some("allowlist"), Permission::SecurityView),
     ("security", Some("dos"), Permission::SecurityView),
     ("event_log", None, Permission::LogView),
+    ("system", None, Permission::SystemView),
 ];
 
 /// The document, reduced to the sections `caller` may see.
@@ -66,7 +67,7 @@ fn visible(config: &Config, caller: &Caller) -> Value {
 /// The configuration: the sections the caller's group may see (`ports`
 /// with serial.view, `services` and `security.login|allowlist|dos` with
 /// security.view, `security.password_policy` with accounts.view,
-/// `event_log` with log.view).
+/// `event_log` with log.view, `system` with system.view).
 #[utoipa::path(get, path = "/config", tag = "config",
     responses(
         (status = 200, body = Object, description = "The configuration document (see docs/configuration.md)"),
@@ -104,10 +105,11 @@ pub struct Changed {
 }
 
 /// Change sections of the configuration. The body holds the sections to
-/// replace — `ports` (the whole list), `services`, `event_log`, or any of
-/// `security.password_policy|login|allowlist|dos` — and everything else
-/// stays. Each changed section needs its permission; the whole result is
-/// validated and every bad field named; nothing changes on any error.
+/// replace — `ports` (the whole list), `services`, `event_log`,
+/// `system`, or any of `security.password_policy|login|allowlist|dos` —
+/// and everything else stays. Each changed section needs its permission;
+/// the whole result is validated and every bad field named; nothing
+/// changes on any error.
 #[utoipa::path(patch, path = "/config", tag = "config", params(ChangeOptions),
     request_body(content = Object, description = "Sections to replace"),
     responses(

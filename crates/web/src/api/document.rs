@@ -4,7 +4,8 @@
 //! a JSON body can be malformed (400), of the wrong type (415), of the
 //! wrong shape (422) or too large (413); a path or query parameter can
 //! fail to parse (400); a protected operation answers 401 without a
-//! session.
+//! session; any request may meet the source's request rate (429, from the
+//! server before routing).
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
@@ -46,6 +47,10 @@ fn complete(path: &str, op: &mut Operation) {
     if !PUBLIC.contains(&path) {
         add("401", "Not logged in, or the session has ended");
     }
+    add(
+        "429",
+        "Too many requests from this address (DoS defence); wait as Retry-After says",
+    );
 }
 
 /// Add the common error answers to every operation of `doc`.

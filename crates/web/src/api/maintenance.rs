@@ -21,8 +21,9 @@ pub(crate) const CONFIRMATION: &str = "delete everything";
 #[serde(deny_unknown_fields)]
 pub struct FactoryReset {
     /// Exactly `delete everything`: the reset deletes every account
-    /// (yours too), custom group, session, API token and the
-    /// configuration, makes a new self-signed certificate, and turns every
+    /// (yours too), custom group, session, API token, trusted CA
+    /// certificate and the configuration, makes a new self-signed
+    /// certificate, and turns every
     /// serial port off until a new first Administrator exists. The event
     /// log and the console's address (Services) are kept.
     #[schema(example = "delete everything")]
@@ -54,7 +55,8 @@ pub async fn factory_reset(
 
 impl AppState {
     /// The reset itself (the API and the console's page both use it): the
-    /// service forgets everything, then a new self-signed certificate.
+    /// service forgets everything, then a new self-signed certificate and
+    /// no trusted CA certificates.
     pub(crate) async fn factory_reset(
         &self,
         caller: &ttyward_core::service::Caller,
@@ -69,6 +71,7 @@ impl AppState {
                 tracing::warn!("factory reset: the certificate was not renewed: {e}")
             }
         }
+        self.forget_authorities(caller);
         Ok(())
     }
 }

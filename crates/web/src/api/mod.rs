@@ -16,7 +16,7 @@ mod auth;
 mod certificate;
 mod config;
 mod document;
-mod error;
+pub(crate) mod error;
 mod events;
 pub(crate) mod maintenance;
 mod ports;
@@ -62,6 +62,8 @@ pub struct AppState {
     pub started: Instant,
     /// The device certificate (Security > Certificate swaps it live).
     pub tls: Arc<crate::tls::DeviceTls>,
+    /// The trusted CA certificates (Security > Certificate).
+    pub authorities: Arc<crate::ca::CaStore>,
     /// The ports the engine runs now (the daemon publishes after every
     /// change).
     pub ports: PortsView,
@@ -83,7 +85,7 @@ pub type PortsView = tokio::sync::watch::Receiver<Arc<Vec<ttyward_engine::PortHa
     tags(
         (name = "session", description = "Log in and out, first use"),
         (name = "accounts", description = "Account Management: accounts, groups, sessions, lockouts"),
-        (name = "security", description = "Security: the device certificate"),
+        (name = "security", description = "Security: the device certificate and the trusted CA certificates"),
         (name = "config", description = "The configuration: ports, services, security settings, event log settings"),
         (name = "events", description = "Diagnostics > System Log"),
         (name = "system", description = "System information"),
@@ -116,6 +118,11 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(certificate::export_certificate))
         .routes(routes!(certificate::regenerate_certificate))
         .routes(routes!(certificate::import_certificate))
+        .routes(routes!(
+            certificate::list_authorities,
+            certificate::add_authority
+        ))
+        .routes(routes!(certificate::remove_authority))
         .routes(routes!(config::get_config, config::patch_config))
         .routes(routes!(config::export_config))
         .routes(routes!(config::import_config))

@@ -1,4 +1,7 @@
-//! System information for the dashboard.
+//! System information for the dashboard: the software, the host and the
+//! device's identity. Times are UTC here as everywhere in the API; the
+//! configured time zone is only named, for clients that want to show
+//! times as the console does.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,6 +20,12 @@ pub struct SystemInfo {
     pub version: &'static str,
     /// The host's name.
     pub hostname: String,
+    /// The configured server name (System Settings > General); the host's
+    /// name when none is set.
+    pub name: String,
+    /// The IANA time zone the console shows times in, e.g. `Europe/Berlin`
+    /// (`time` and every other time of the API stay UTC).
+    pub time_zone: String,
     /// Seconds since the daemon started.
     pub uptime_s: u64,
     /// The device's clock, RFC 3339 UTC.
@@ -39,9 +48,12 @@ pub async fn system(
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let hostname = hostname();
     Ok(Json(SystemInfo {
         version: env!("CARGO_PKG_VERSION"),
-        hostname: hostname(),
+        name: config.system.server_name(&hostname).to_owned(),
+        time_zone: config.system.time_zone.name().to_owned(),
+        hostname,
         uptime_s: state.started.elapsed().as_secs(),
         time: ttyward_core::event_log::export::format_time(now_ms),
         ports: config.ports.len(),

@@ -120,6 +120,8 @@ pub struct Visitor {
     pub csrf: String,
     /// The menu for this caller.
     pub nav: Nav,
+    /// The device's identity and display time zone, for the page chrome.
+    pub system: ttyward_core::system::SystemSettings,
 }
 
 impl Visitor {
@@ -168,6 +170,7 @@ impl FromRequestParts<AppState> for Visitor {
             csrf: csrf_for(&token),
             caller,
             nav,
+            system: state.service.config().system.clone(),
         })
     }
 }

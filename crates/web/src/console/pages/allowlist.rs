@@ -27,6 +27,8 @@ struct DosView {
     max_connections: String,
     accept_rate: String,
     accept_burst: String,
+    request_rate: String,
+    request_burst: String,
     handshake_timeout_s: String,
 }
 
@@ -38,6 +40,8 @@ impl DosView {
             max_connections: d.max_connections.to_string(),
             accept_rate: d.accept_rate.to_string(),
             accept_burst: d.accept_burst.to_string(),
+            request_rate: d.request_rate.to_string(),
+            request_burst: d.request_burst.to_string(),
             handshake_timeout_s: d.handshake_timeout_s.to_string(),
         }
     }
@@ -175,6 +179,8 @@ pub struct DosForm {
     max_connections: String,
     accept_rate: String,
     accept_burst: String,
+    request_rate: String,
+    request_burst: String,
     handshake_timeout_s: String,
 }
 
@@ -186,7 +192,8 @@ pub async fn dos_submit(
 ) -> Result<Response, PageError> {
     v.check_csrf(&form.csrf)?;
     v.require(Permission::SecurityChange)?;
-    let mut edit = ConfigEdit::of(&state.service.config());
+    let config = state.service.config();
+    let mut edit = ConfigEdit::of(&config);
     edit.set(
         "/security/dos",
         json!({
@@ -195,6 +202,8 @@ pub async fn dos_submit(
             "max_connections": number_or_text(&form.max_connections),
             "accept_rate": number_or_text(&form.accept_rate),
             "accept_burst": number_or_text(&form.accept_burst),
+            "request_rate": number_or_text(&form.request_rate),
+            "request_burst": number_or_text(&form.request_burst),
             "handshake_timeout_s": number_or_text(&form.handshake_timeout_s),
         }),
     );
@@ -212,6 +221,8 @@ pub async fn dos_submit(
             max_connections: form.max_connections,
             accept_rate: form.accept_rate,
             accept_burst: form.accept_burst,
+            request_rate: form.request_rate,
+            request_burst: form.request_burst,
             handshake_timeout_s: form.handshake_timeout_s,
         };
     }

@@ -4,6 +4,11 @@
 //! through [`AppState::install_certificate`], as the REST API does; the
 //! checks on an imported certificate (key size, dates, key match) are
 //! `DeviceCert::from_pem`'s.
+//!
+//! The page's "CA certificates" section lists the trusted CA certificates,
+//! uploads one (PEM pasted into a text area) and removes one per row,
+//! through [`AppState::add_authority`] and [`AppState::remove_authority`]
+//! as the REST API does; the checks are `crate::ca`'s.
 
 use askama::Template;
 use axum::Form;
@@ -17,6 +22,7 @@ use super::super::{PageError, Visitor, render};
 use super::form::CsrfForm;
 use super::{Chrome, sentence};
 use crate::api::AppState;
+use crate::ca::{CaError, CaInfo};
 use crate::cert::{CertInfo, DeviceCert, host_identity};
 
 #[derive(Template)]
@@ -28,6 +34,33 @@ struct CertificatePage {
     /// The PEM text of a refused import, kept for correction (never the
     /// key: it is not sent back to the browser).
     certificate_pem: String,
+    /// The trusted CA certificates.
+    authorities: Vec<AuthorityRow>,
+    /// The PEM text of a refused CA upload, kept for correction.
+    authority_pem: String,
+}
+
+/// One trusted CA certificate as the page lists it.
+struct AuthorityRow {
+    subject: String,
+    issuer: String,
+    key: String,
+    not_after: String,
+    expired: bool,
+    fingerprint: String,
+}
+
+impl From<CaInfo> for AuthorityRow {
+    fn from(c: CaInfo) -> Self {
+        AuthorityRow {
+            expired: c.not_after_unix < time::OffsetDateTime::now_utc().unix_timestamp(),
+            subject: c.subject,
+            issuer: c.issuer,
+            key: c.key_algorithm,
+            not_after: c.not_after,
+            fingerprint: c.sha256_fingerprint,
+        }
+    }
 }
 
 fn rows(c: CertInfo) -> Vec<(&'static str, String)> {
@@ -52,6 +85,13 @@ fn show(state: &AppState, v: &Visitor, chrome: Chrome) -> CertificatePage {
         rows: rows(state.tls.current().info()),
         can_change: v.caller.may(Permission::SecurityChange),
         certificate_pem: String::new(),
+        authorities: state
+            .authorities
+            .list()
+            .into_iter()
+            .map(AuthorityRow::from)
+            .collect(),
+        authority_pem: String::new(),
         chrome,
     }
 }
@@ -125,4 +165,84 @@ pub async fn import(
         info.subject
     ));
     Ok(render(&show(&state, &v, chrome)))
+}
+
+/// CA upload form fields.
+#[derive(Deserialize)]
+pub struct AuthorityForm {
+    csrf: String,
+    pem: String,
+}
+
+/// Trust one more CA certificate; a refusal (not a CA, expired, weak key,
+/// already trusted ...) is shown as the problem, the text kept.
+pub async fn add_authority(
+    State(state): State<AppState>,
+    v: Visitor,
+    Form(form): Form<AuthorityForm>,
+) -> Result<Response, PageError> {
+    v.check_csrf(&form.csrf)?;
+    v.require(Permission::SecurityChange)?;
+    let mut chrome = Chrome::new(&v, "/security/certificate");
+    match state.add_authority(&v.caller, form.pem.as_bytes()) {
+        Ok(info) => {
+            chrome.notice = Some(format!(
+                "CA certificate added: {} is trusted now.",
+                info.subject
+            ));
+            Ok(render(&show(&state, &v, chrome)))
+        }
+        Err(e) => {
+            refused(e, &mut chrome, "CA certificate refused")?;
+            let mut page = show(&state, &v, chrome);
+            page.authority_pem = form.pem;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+        }
+    }
+}
+
+/// CA removal form fields.
+#[derive(Deserialize)]
+pub struct RemoveAuthorityForm {
+    csrf: String,
+    fingerprint: String,
+}
+
+/// Stop trusting one CA certificate.
+pub async fn remove_authority(
+    State(state): State<AppState>,
+    v: Visitor,
+    Form(form): Form<RemoveAuthorityForm>,
+) -> Result<Response, PageError> {
+    v.check_csrf(&form.csrf)?;
+    v.require(Permission::SecurityChange)?;
+    let mut chrome = Chrome::new(&v, "/security/certificate");
+    match state.remove_authority(&v.caller, &form.fingerprint) {
+        Ok(info) => {
+            chrome.notice = Some(format!(
+                "CA certificate removed: {} is no longer trusted.",
+                info.subject
+            ));
+            Ok(render(&show(&state, &v, chrome)))
+        }
+        Err(e) => {
+            refused(e, &mut chrome, "Not removed")?;
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                render(&show(&state, &v, chrome)),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// Put a refused CA change on the page; a failing disk is an error page
+/// (logged), not something the form can correct.
+fn refused(e: CaError, chrome: &mut Chrome, what: &str) -> Result<(), PageError> {
+    if let CaError::Storage(e) = e {
+        tracing::error!("console: changing the trusted CA certificates: {e}");
+        return Err(PageError::Internal);
+    }
+    chrome.problem = Some(sentence(&format!("{what}: {e}")));
+    Ok(())
 }

@@ -2,6 +2,11 @@
 //! filters by category, severity, text and time, paging, and export links.
 //! Security events only for groups with `log.security`; the service
 //! enforces that, this page only leaves the category out of its filter.
+//!
+//! Times are shown in the zone of System Settings > General, with offset
+//! and abbreviation, and a time typed into the filter without `Z` or an
+//! offset is read in that zone. The export links carry the filter's times
+//! converted to UTC: exports, like the log itself and the API, are UTC.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -53,6 +58,12 @@ struct LogPage {
     events: Vec<EventRow>,
     total: u64,
     query: String,
+    /// `query` with the times as RFC 3339 UTC, for the export links.
+    export_query: String,
+    /// The zone times are shown and read in, e.g. `Asia/Kolkata (UTC+05:30, IST)`.
+    zone: String,
+    /// An example of a local time for the filter's placeholders.
+    example: String,
     prev: Option<u64>,
     next: Option<u64>,
     can_settings: bool,
@@ -108,12 +119,13 @@ pub async fn page(
         (&filter.to, &mut query.to_ms),
     ] {
         if !given.is_empty() {
-            match ttyward_core::event_log::export::parse_time(given) {
+            match chrome.zone.parse_local(given) {
                 Ok(t) => *slot = Some(t),
                 Err(e) => problems.push(e.to_string()),
             }
         }
     }
+    let (from_ms, to_ms) = (query.from_ms, query.to_ms);
     let page = if problems.is_empty() {
         match state.service.query_events(&v.caller, query).await {
             Ok(p) => p,
@@ -134,7 +146,7 @@ pub async fn page(
         .into_iter()
         .map(|e| EventRow {
             seq: e.seq,
-            time: ttyward_core::event_log::export::format_time(e.time_ms),
+            time: chrome.time(e.time_ms),
             category: e.category.as_str().to_owned(),
             severity: e.severity.as_str().to_owned(),
             event: e.event.name().to_owned(),
@@ -143,16 +155,21 @@ pub async fn page(
             message: e.message,
         })
         .collect::<Vec<_>>();
+    let utc = |t: Option<i64>| t.map(ttyward_core::event_log::export::format_time);
+    let (from_utc, to_utc) = (utc(from_ms), utc(to_ms));
     let mut q = String::new();
-    for (k, val) in [
-        ("category", &filter.category),
-        ("severity", &filter.severity),
-        ("text", &filter.text),
-        ("from", &filter.from),
-        ("to", &filter.to),
+    let mut export_q = String::new();
+    for (k, val, exported) in [
+        ("category", &filter.category, None),
+        ("severity", &filter.severity, None),
+        ("text", &filter.text, None),
+        ("from", &filter.from, from_utc.as_ref()),
+        ("to", &filter.to, to_utc.as_ref()),
     ] {
         if !val.is_empty() {
             q.push_str(&format!("&{k}={}", encode(val)));
+            let val = exported.unwrap_or(val);
+            export_q.push_str(&format!("&{k}={}", encode(val)));
         }
     }
     let shown = u64::try_from(events.len()).unwrap_or(0);
@@ -163,15 +180,22 @@ pub async fn page(
     } else {
         vec!["system", "network", "maintenance", "serial"]
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
     Ok(render(&LogPage {
         can_settings: v.caller.may(Permission::LogSettings),
-        chrome,
+        zone: chrome.zone.describe(now),
+        // "2026-05-01 17:30": the date, hours and minutes of now.
+        example: chrome.zone.format_s(now / 1000).chars().take(16).collect(),
+        export_query: export_q,
         filter,
         categories,
         severities: vec!["error", "warning", "notice", "informational"],
         events,
         total: page.total,
         query: q,
+        chrome,
         prev,
         next,
     }))

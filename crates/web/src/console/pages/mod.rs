@@ -32,6 +32,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use ttyward_core::permission::Permission;
 use ttyward_core::service::ServiceError;
+use ttyward_core::system::{DisplayZone, SystemSettings};
 
 use super::{Nav, PageError, Visitor, render};
 use crate::api::AppState;
@@ -50,6 +51,12 @@ pub struct Chrome {
     pub problem: Option<String>,
     /// Bad fields (path, message).
     pub fields: Vec<(String, String)>,
+    /// The configured server name, shown in the header and the title so
+    /// that someone with several devices sees which one this is; empty
+    /// when none is set (the host's name is on the Dashboard).
+    pub server_name: String,
+    /// The zone the page shows times in (System Settings > General).
+    pub zone: DisplayZone,
 }
 
 impl Chrome {
@@ -61,7 +68,22 @@ impl Chrome {
             notice: None,
             problem: None,
             fields: Vec::new(),
+            server_name: v.system.name.clone(),
+            zone: v.system.time_zone.clone(),
         }
+    }
+
+    /// Take the identity and zone from `system` (after a page changed
+    /// them, so that the answer already shows the new ones).
+    fn use_system(&mut self, system: &SystemSettings) {
+        self.server_name.clone_from(&system.name);
+        self.zone = system.time_zone.clone();
+    }
+
+    /// `ms` (Unix milliseconds) in the page's zone, with offset and
+    /// abbreviation.
+    fn time(&self, ms: i64) -> String {
+        self.zone.format(ms)
     }
 
     /// Show `e` on the page when the person can fix it there; anything
@@ -142,6 +164,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/dashboard", get(system::dashboard))
         .route("/system/general", get(system::general))
+        .route("/system/general/{tab}", post(system::general_submit))
         .route("/system/notification", get(coming))
         .route("/network/ip", get(system::network))
         .route("/serial/modes", get(modes::page))
@@ -164,6 +187,14 @@ pub fn routes() -> Router<AppState> {
             post(certificate::regenerate),
         )
         .route("/security/certificate/import", post(certificate::import))
+        .route(
+            "/security/certificate/authorities",
+            post(certificate::add_authority),
+        )
+        .route(
+            "/security/certificate/authorities/remove",
+            post(certificate::remove_authority),
+        )
         .route("/security/login", get(login_settings::page))
         .route("/security/login/{tab}", post(login_settings::submit))
         .route("/accounts", get(accounts::page).post(accounts::create))

@@ -195,7 +195,7 @@ fn new_address(web: &WebService, browser_host: Option<&str>) -> (Option<String>,
     };
     (
         Some(url),
-        "The web server restarts with the new settings; this address may stop answering. Continue at the new address (log in again there: the session cookie belongs to the old one):".into(),
+        "The web server restarts with the new settings; this address may stop answering. Continue at the new address (the session stays valid there: browsers send the cookie to every port of the host):".into(),
     )
 }
 
