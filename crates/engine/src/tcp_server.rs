@@ -167,7 +167,9 @@ async fn serve(
             )
             .await
         }
-        Protocol::Rfc2217 => crate::rfc2217::serve(stream, &session, &cancel).await,
+        // Boxed: the RFC 2217 state is 2.5 KiB that a raw session would
+        // otherwise carry in its task too.
+        Protocol::Rfc2217 => Box::pin(crate::rfc2217::serve(stream, &session, &cancel)).await,
     };
     events.emit(port.number(), EventKind::SessionClosed { peer, reason });
 }
