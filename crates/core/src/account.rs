@@ -301,6 +301,6 @@ mod tests {
                 Ok(())
             })
             .expect("ok");
-        std::fs::remove_dir_all(dir).ok();
+        drop(dir);
     }
 }

@@ -29,16 +29,33 @@ pub mod system;
 /// Fixtures shared by the unit tests of this crate.
 #[cfg(test)]
 pub(crate) mod testutil {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
-    /// A fresh, empty directory under the system temp dir.
-    pub(crate) fn tempdir() -> PathBuf {
+    /// A fresh, empty directory under the system temp dir, removed when
+    /// dropped.
+    pub(crate) struct TempDir(PathBuf);
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// See [`TempDir`].
+    pub(crate) fn tempdir() -> TempDir {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir =
             std::env::temp_dir().join(format!("ttyward-core-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("tempdir");
-        dir
+        TempDir(dir)
     }
 }

@@ -258,7 +258,7 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    fn setup() -> (Store, std::path::PathBuf) {
+    fn setup() -> (Store, crate::testutil::TempDir) {
         let dir = crate::testutil::tempdir();
         let store = Store::open(&dir).expect("store");
         store
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(token.expose().len(), 64, "256 bits in hex");
         assert_ne!(hex(&stored), token.expose(), "only the hash is stored");
         assert_ne!(SessionToken::generate().expect("t"), token);
-        std::fs::remove_dir_all(dir).ok();
+        drop(dir);
     }
 
     #[test]
@@ -333,7 +333,7 @@ mod tests {
                 Ok(())
             })
             .expect("ok");
-        std::fs::remove_dir_all(dir).ok();
+        drop(dir);
     }
 
     #[test]
@@ -359,7 +359,7 @@ mod tests {
                 Ok(())
             })
             .expect("ok");
-        std::fs::remove_dir_all(dir).ok();
+        drop(dir);
     }
 
     #[test]
@@ -374,6 +374,6 @@ mod tests {
                 Ok(())
             })
             .expect("ok");
-        std::fs::remove_dir_all(dir).ok();
+        drop(dir);
     }
 }

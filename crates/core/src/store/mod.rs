@@ -231,6 +231,6 @@ mod tests {
         drop(store);
         // Opening again finds the schema current and changes nothing.
         Store::open(&data).expect("reopen");
-        fs::remove_dir_all(dir).ok();
+        drop(dir);
     }
 }

@@ -160,6 +160,6 @@ mod tests {
         // Running again changes nothing.
         migrate(&mut conn, &path).expect("migrate again");
         drop(conn);
-        std::fs::remove_dir_all(dir).ok();
+        drop(dir);
     }
 }
