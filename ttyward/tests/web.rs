@@ -35,6 +35,19 @@ fn start(tag: &str, extra_toml: &str, fresh: bool) -> Device {
     Device::start(tag, extra_toml, (!fresh).then_some((ADMIN, ADMIN_PASSWORD)))
 }
 
+/// Create the Operator `op` through the REST API as `admin` (a bearer
+/// token); returns the new account.
+fn create_operator(d: &Device, admin: &str) -> Value {
+    let r = d.web.json(
+        "POST",
+        "/api/v1/accounts",
+        Some(admin),
+        &json!({"name": OP, "group": "Operator", "password": OP_PASSWORD}),
+    );
+    assert_eq!(r.status, 201, "create op: {}", r.text());
+    r.json()
+}
+
 /// Poll the event log (`ttyward events`) until every name in `names` is
 /// there; returns the events. Panics after `timeout`.
 fn wait_for_events(dir: &Path, names: &[&str], timeout: Duration) -> Vec<Value> {
@@ -318,14 +331,7 @@ fn lockout_after_n_failures_even_with_the_right_password_then_lifts() {
 fn disabled_account_loses_its_sessions_at_once() {
     let d = start("web-disable", "", false);
     let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
-    let r = d.web.json(
-        "POST",
-        "/api/v1/accounts",
-        Some(&admin),
-        &json!({"name": OP, "group": "Operator", "password": OP_PASSWORD}),
-    );
-    assert_eq!(r.status, 201, "create op: {}", r.text());
-    assert_eq!(r.json()["group"], "Operator");
+    assert_eq!(create_operator(&d, &admin)["group"], "Operator");
 
     let op = d.web.login_bearer(OP, OP_PASSWORD);
     let me = d.web.get("/api/v1/me", Some(&op));
@@ -447,13 +453,7 @@ fn openapi_routes(doc: &Value) -> BTreeSet<(String, String)> {
 fn operator_is_refused_every_security_and_account_management_action() {
     let d = start("web-operator", "", false);
     let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
-    let r = d.web.json(
-        "POST",
-        "/api/v1/accounts",
-        Some(&admin),
-        &json!({"name": OP, "group": "Operator", "password": OP_PASSWORD}),
-    );
-    assert_eq!(r.status, 201, "create op: {}", r.text());
+    create_operator(&d, &admin);
     let admin_session = d.web.get("/api/v1/me", Some(&admin)).json()["session_id"]
         .as_i64()
         .expect("admin session id");
@@ -1330,13 +1330,7 @@ fn csrf_of(page: &str) -> String {
 fn trusted_ca_certificates_are_added_kept_across_a_restart_and_removed() {
     let d = start("web-ca", "", false);
     let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
-    let r = d.web.json(
-        "POST",
-        "/api/v1/accounts",
-        Some(&admin),
-        &json!({"name": OP, "group": "Operator", "password": OP_PASSWORD}),
-    );
-    assert_eq!(r.status, 201, "create op: {}", r.text());
+    create_operator(&d, &admin);
     let op = d.web.login_bearer(OP, OP_PASSWORD);
     let pki = TempDir::new("web-ca-pki");
     const SUBJECT: &str = "ttyward web test CA";
