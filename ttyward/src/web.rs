@@ -47,7 +47,7 @@ impl Web {
         let (device, made) = DeviceTls::open_for(
             &service.dir().join(CERT_DIR),
             &HostIdentity::current(),
-            unix_now(),
+            ttyward_core::store::now_s(),
         )?;
         made.report(service);
         let authorities = CaStore::open(&service.dir().join(CA_DIR))?;
@@ -96,10 +96,4 @@ impl Web {
             tracing::warn!("web console: the certificate renewal task failed: {e}");
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -22,24 +22,6 @@ fn start(tag: &str) -> Device {
     Device::start(tag, "", Some((ADMIN, ADMIN_PASSWORD)))
 }
 
-/// Log in as a browser does; returns the `__Host-ttyward=...` cookie pair.
-fn cookie_login(web: &Client, name: &str, password: &str) -> String {
-    let r = web.json(
-        "POST",
-        "/api/v1/login",
-        None,
-        &json!({"name": name, "password": password}),
-    );
-    assert_eq!(r.status, 200, "login {name}: {}", r.text());
-    let set_cookie = r.header("set-cookie").expect("Set-Cookie");
-    set_cookie
-        .split(';')
-        .next()
-        .expect("name=value")
-        .trim()
-        .to_owned()
-}
-
 /// A console page, with the session cookie.
 fn page(web: &Client, cookie: &str, path: &str) -> Response {
     web.request("GET", path, &[("Cookie", cookie)], b"")
@@ -282,7 +264,7 @@ fn system_name_and_time_zone_round_trip_and_the_console_shows_kolkata_time() {
     let at = utc_ms(event["time"].as_str().expect("time"));
     let local = kolkata(at);
 
-    let cookie = cookie_login(&d.web, ADMIN, ADMIN_PASSWORD);
+    let cookie = d.web.login_cookie(ADMIN, ADMIN_PASSWORD);
     let general = page(&d.web, &cookie, "/system/general");
     assert_eq!(general.status, 200, "{}", general.text());
     let html = general.text();

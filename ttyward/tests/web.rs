@@ -1454,21 +1454,7 @@ fn trusted_ca_certificates_are_added_kept_across_a_restart_and_removed() {
 #[test]
 fn console_adds_lists_and_removes_a_trusted_ca_certificate() {
     let d = start("web-ca-console", "", false);
-    let r = d.web.json(
-        "POST",
-        "/api/v1/login",
-        None,
-        &json!({"name": ADMIN, "password": ADMIN_PASSWORD}),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let cookie = r
-        .header("set-cookie")
-        .expect("Set-Cookie")
-        .split(';')
-        .next()
-        .expect("name=value")
-        .trim()
-        .to_owned();
+    let cookie = d.web.login_cookie(ADMIN, ADMIN_PASSWORD);
     let origin = format!("https://{}", d.web.host());
     let page = |path: &str| {
         let r = d

@@ -28,10 +28,10 @@ use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use ttyward_core::event_log::EventId;
 use ttyward_core::service::Service;
+use ttyward_core::store::now_s;
 
 use crate::cert::{CertError, CertInfo, DeviceCert, RENEW_BEFORE_DAYS, host_identity};
 
@@ -246,7 +246,7 @@ impl DeviceTls {
     /// first start); a stored self-signed one is made again when it no
     /// longer fits (see [`DeviceTls::check`]).
     pub fn open(dir: &Path) -> Result<Arc<DeviceTls>, CertError> {
-        DeviceTls::open_for(dir, &HostIdentity::current(), unix_now()).map(|(tls, _)| tls)
+        DeviceTls::open_for(dir, &HostIdentity::current(), now_s()).map(|(tls, _)| tls)
     }
 
     /// [`DeviceTls::open`] for a given host and time, telling what was done
@@ -403,10 +403,6 @@ fn covers(sans: &[String], san: &str) -> bool {
     })
 }
 
-fn unix_now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Until `cancel`: every `period`, [`DeviceTls::check`] the certificate
 /// against `identity()` and hand every renewal or uncovered change to
 /// `report`. A failed check is logged (once until it fails differently)
@@ -428,7 +424,7 @@ pub async fn keep_renewed(
             () = cancel.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        match tls.check(&identity(), unix_now()) {
+        match tls.check(&identity(), now_s()) {
             Ok(Renewal::Kept) => last_error = None,
             Ok(renewal) => {
                 last_error = None;
@@ -554,12 +550,12 @@ mod tests {
     fn open_says_what_it_made() {
         let dir = tempdir("first");
         let a = host("nport", &["192.0.2.1"]);
-        let (_, renewal) = DeviceTls::open_for(&dir, &a, unix_now()).expect("open");
+        let (_, renewal) = DeviceTls::open_for(&dir, &a, now_s()).expect("open");
         assert!(
             matches!(&renewal, Renewal::Renewed { reason: RenewReason::Missing, info } if info.subject_alt_names.len() == 5),
             "{renewal:?}"
         );
-        let (_, renewal) = DeviceTls::open_for(&dir, &a, unix_now()).expect("open");
+        let (_, renewal) = DeviceTls::open_for(&dir, &a, now_s()).expect("open");
         assert_eq!(renewal, Renewal::Kept);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -568,27 +564,21 @@ mod tests {
     fn check_renews_the_self_signed_certificate_when_the_host_moves() {
         let dir = tempdir("check-moved");
         let before = host("nport", &["192.0.2.1"]);
-        let (tls, _) = DeviceTls::open_for(&dir, &before, unix_now()).expect("open");
+        let (tls, _) = DeviceTls::open_for(&dir, &before, now_s()).expect("open");
         let old = presented(&tls);
-        assert_eq!(
-            tls.check(&before, unix_now()).expect("check"),
-            Renewal::Kept
-        );
+        assert_eq!(tls.check(&before, now_s()).expect("check"), Renewal::Kept);
         assert_eq!(presented(&tls), old, "nothing changed, nothing renewed");
 
         // An address that comes and goes before the next check changes
         // nothing.
         let after = host("nport", &["192.0.2.1", "198.51.100.7"]);
-        assert_eq!(tls.check(&after, unix_now()).expect("check"), Renewal::Kept);
-        assert_eq!(
-            tls.check(&before, unix_now()).expect("check"),
-            Renewal::Kept
-        );
+        assert_eq!(tls.check(&after, now_s()).expect("check"), Renewal::Kept);
+        assert_eq!(tls.check(&before, now_s()).expect("check"), Renewal::Kept);
         assert_eq!(presented(&tls), old, "a bounce renews nothing");
 
         // One that stays: renewed at the second check that sees it.
-        assert_eq!(tls.check(&after, unix_now()).expect("check"), Renewal::Kept);
-        let renewal = tls.check(&after, unix_now()).expect("check");
+        assert_eq!(tls.check(&after, now_s()).expect("check"), Renewal::Kept);
+        let renewal = tls.check(&after, now_s()).expect("check");
         let Renewal::Renewed {
             reason: RenewReason::HostChanged { added, removed },
             info,
@@ -615,12 +605,12 @@ mod tests {
         );
         let stored = DeviceCert::load(&dir).expect("load").expect("stored");
         assert_eq!(stored.info(), info);
-        assert_eq!(tls.check(&after, unix_now()).expect("check"), Renewal::Kept);
+        assert_eq!(tls.check(&after, now_s()).expect("check"), Renewal::Kept);
 
         // An address going away renews too.
         let gone = host("nport", &["198.51.100.7"]);
-        assert_eq!(tls.check(&gone, unix_now()).expect("check"), Renewal::Kept);
-        let renewal = tls.check(&gone, unix_now()).expect("check");
+        assert_eq!(tls.check(&gone, now_s()).expect("check"), Renewal::Kept);
+        let renewal = tls.check(&gone, now_s()).expect("check");
         assert!(
             matches!(&renewal, Renewal::Renewed { reason: RenewReason::HostChanged { added, removed }, .. }
                 if added.is_empty() && removed == &["IP:192.0.2.1"]),
@@ -633,7 +623,7 @@ mod tests {
     fn check_renews_a_self_signed_certificate_near_its_end() {
         let dir = tempdir("check-expiring");
         let same = host("nport", &[]);
-        let (tls, _) = DeviceTls::open_for(&dir, &same, unix_now()).expect("open");
+        let (tls, _) = DeviceTls::open_for(&dir, &same, now_s()).expect("open");
         let old = tls.current().info();
         let day = 86_400;
         let just_outside = old.not_after_unix - RENEW_BEFORE_DAYS * day - 60;
@@ -660,7 +650,7 @@ mod tests {
         let imported = imported();
         imported.save(&dir).expect("save");
         let before = host("device", &["192.0.2.10"]);
-        let (tls, renewal) = DeviceTls::open_for(&dir, &before, unix_now()).expect("open");
+        let (tls, renewal) = DeviceTls::open_for(&dir, &before, now_s()).expect("open");
         assert_eq!(renewal, Renewal::Kept);
         let presented_before = presented(&tls);
 
@@ -669,22 +659,19 @@ mod tests {
         let mut after = host("device", &["192.0.2.10", "198.51.100.7"]);
         after.names.push("a.lab.example".to_owned());
         after.names.push("b.other.example".to_owned());
-        let renewal = tls.check(&after, unix_now()).expect("check");
+        let renewal = tls.check(&after, now_s()).expect("check");
         assert_eq!(
             renewal,
             Renewal::NotCovered {
                 missing: vec!["DNS:b.other.example".into(), "IP:198.51.100.7".into()]
             }
         );
-        assert_eq!(tls.check(&after, unix_now()).expect("check"), Renewal::Kept);
+        assert_eq!(tls.check(&after, now_s()).expect("check"), Renewal::Kept);
         // Even when it is about to end.
         let late = imported.info().not_after_unix - 60;
         assert_eq!(tls.check(&after, late).expect("check"), Renewal::Kept);
         // An address going away is no gap.
-        assert_eq!(
-            tls.check(&before, unix_now()).expect("check"),
-            Renewal::Kept
-        );
+        assert_eq!(tls.check(&before, now_s()).expect("check"), Renewal::Kept);
 
         assert_eq!(presented(&tls), presented_before);
         assert_eq!(
@@ -700,7 +687,7 @@ mod tests {
     fn renewal_task_swaps_the_certificate_and_stops_when_cancelled() {
         let dir = tempdir("task");
         let before = host("nport", &["192.0.2.1"]);
-        let (tls, _) = DeviceTls::open_for(&dir, &before, unix_now()).expect("open");
+        let (tls, _) = DeviceTls::open_for(&dir, &before, now_s()).expect("open");
         let old = presented(&tls);
         let after = host("nport", &["203.0.113.9"]);
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -233,6 +233,25 @@ impl Client {
         r.json()["token"].as_str().expect("token").to_owned()
     }
 
+    /// Log in as a browser does; returns the `__Host-ttyward=...` cookie
+    /// pair. Panics unless it worked.
+    pub fn login_cookie(&self, name: &str, password: &str) -> String {
+        let r = self.json(
+            "POST",
+            "/api/v1/login",
+            None,
+            &serde_json::json!({"name": name, "password": password}),
+        );
+        assert_eq!(r.status, 200, "login {name}: {}", r.text());
+        let set_cookie = r.header("set-cookie").expect("Set-Cookie");
+        set_cookie
+            .split(';')
+            .next()
+            .expect("name=value")
+            .trim()
+            .to_owned()
+    }
+
     /// `POST /api/v1/login` asking for a bearer token.
     pub fn try_login_bearer(&self, name: &str, password: &str) -> Response {
         self.json(
