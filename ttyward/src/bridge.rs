@@ -16,7 +16,7 @@ use crate::serve::{self, Failure};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:4001 --baud 9600\n  ttyward bridge sim:echo@127.0.0.1:4002 --mode rfc2217\n  ttyward bridge sim:modbus@127.0.0.1:4003 --mode udp --udp-dest 127.0.0.1:5003\n  ttyward bridge /dev/ttyS0@10.0.0.9:9000 --mode tcp-client\n  ttyward bridge --config ports.toml"
+    after_help = "Examples:\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:4001 --baud 9600\n  ttyward bridge sim:echo@127.0.0.1:4002 --mode rfc2217\n  ttyward bridge sim:modbus@127.0.0.1:4003 --mode udp --udp-dest 127.0.0.1:5003\n  ttyward bridge /dev/ttyS0@10.0.0.9:9000 --mode tcp-client\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:950 --mode realcom   (command port 966)\n  ttyward bridge --config ports.toml"
 )]
 pub struct Args {
     /// DEVICE@HOST:PORT, one per port. DEVICE is a path or sim:echo,
@@ -27,8 +27,20 @@ pub struct Args {
     #[arg(long, conflicts_with = "ports")]
     config: Option<PathBuf>,
     /// Operation mode of every port.
-    #[arg(long, default_value = "tcp-server", value_parser = ["tcp-server", "rfc2217", "udp", "tcp-client"])]
+    #[arg(long, default_value = "tcp-server", value_parser = ["tcp-server", "rfc2217", "udp", "tcp-client", "realcom"])]
     mode: String,
+    /// Real COM: the command port (default: PORT + 16, as Moxa's 950/966;
+    /// only with one port).
+    #[arg(long)]
+    command_port: Option<u16>,
+    /// Real COM with --max-connections above 1: apply every host's control
+    /// commands (the latest wins) instead of only acknowledging them.
+    #[arg(long)]
+    allow_driver_control: bool,
+    /// Real COM: UDP port of the discovery responder Moxa's driver polls
+    /// (0 = any free port; the responder is skipped if it cannot bind).
+    #[arg(long, default_value_t = 4800)]
+    dsci_port: u16,
     /// Baud rate (50 to 16000000; custom rates allowed where the driver can).
     #[arg(long, default_value_t = 115_200)]
     baud: u32,
@@ -98,13 +110,23 @@ pub async fn run(args: Args) -> Result<(), Failure> {
 
 /// The configuration document the command line stands for.
 fn document(args: &Args) -> Result<Value, Failure> {
+    if args.command_port.is_some() && (args.mode != "realcom" || args.ports.len() != 1) {
+        return Err(Failure::Config(
+            "--command-port needs --mode realcom and exactly one port (with several, each gets PORT + 16)".into(),
+        ));
+    }
     let mut ports = Vec::new();
     for (i, spec) in args.ports.iter().enumerate() {
         let (device, target) = spec
             .rsplit_once('@')
             .ok_or_else(|| Failure::Config(format!("{spec:?}: expected DEVICE@HOST:PORT")))?;
         let mut mode = Map::new();
-        mode.insert("type".into(), json!(args.mode));
+        let kind = if args.mode == "realcom" {
+            "real-com"
+        } else {
+            args.mode.as_str()
+        };
+        mode.insert("type".into(), json!(kind));
         if args.mode == "tcp-client" {
             let (host, port) = split_host_port(target)?;
             mode.insert(
@@ -114,7 +136,21 @@ fn document(args: &Args) -> Result<Value, Failure> {
         } else {
             let addr = resolve(target)?;
             mode.insert("bind".into(), json!([addr.ip().to_string()]));
-            mode.insert("local_port".into(), json!(addr.port()));
+            if args.mode == "realcom" {
+                // Port 0 (any free port) stays 0 for the command port too.
+                let command = args.command_port.unwrap_or(match addr.port() {
+                    0 => 0,
+                    p => p.checked_add(16).ok_or_else(|| {
+                        Failure::Config(format!(
+                            "{target:?}: PORT + 16 is beyond 65535; give --command-port"
+                        ))
+                    })?,
+                });
+                mode.insert("data_port".into(), json!(addr.port()));
+                mode.insert("command_port".into(), json!(command));
+            } else {
+                mode.insert("local_port".into(), json!(addr.port()));
+            }
         }
         match args.mode.as_str() {
             "tcp-server" => {
@@ -123,6 +159,13 @@ fn document(args: &Args) -> Result<Value, Failure> {
             }
             "rfc2217" => {
                 mode.insert("max_connections".into(), json!(args.max_connections));
+            }
+            "realcom" => {
+                mode.insert("max_connections".into(), json!(args.max_connections));
+                mode.insert(
+                    "allow_driver_control".into(),
+                    json!(args.allow_driver_control),
+                );
             }
             "udp" => {
                 let dests: Result<Vec<Value>, Failure> =
@@ -169,7 +212,10 @@ fn document(args: &Args) -> Result<Value, Failure> {
         }
         ports.push(port);
     }
-    Ok(json!({ "ports": ports }))
+    Ok(json!({
+        "ports": ports,
+        "services": { "realcom_discovery": { "port": args.dsci_port } },
+    }))
 }
 
 fn split_host_port(target: &str) -> Result<(String, u16), Failure> {

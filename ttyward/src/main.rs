@@ -5,10 +5,12 @@
 //! work on the data directory, safe while the daemon runs), `bridge`
 //! (ad-hoc ports from the command line or a TOML file, no accounts, no data
 //! directory) and `demo` (simulated devices on several ports). All run the
-//! same engine. Exit codes: 0 clean stop, 1 runtime failure, 64 bad
+//! same engine; `attach` is the other end, a local virtual serial port
+//! bridged to a remote one. Exit codes: 0 clean stop, 1 runtime failure, 64 bad
 //! configuration or arguments.
 
 mod admin;
+mod attach;
 mod bridge;
 mod config_cmd;
 mod daemon;
@@ -71,6 +73,9 @@ enum Command {
     Bridge(Box<bridge::Args>),
     /// Run simulated devices on several ports, with commands to try them.
     Demo(demo::Args),
+    /// A local virtual serial port (a pty linked at --link) bridged to a
+    /// remote Real COM or RFC 2217 port: HOST[:PORT].
+    Attach(Box<attach::Args>),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Bridge(args) => bridge::run(*args).await,
+            Command::Attach(args) => attach::run(*args).await,
             Command::Demo(args) => demo::run(open(&demo_dir)?, args).await,
             Command::Run(args) => daemon::run(open(&data_dir)?, args).await,
             Command::Admin(c) => {

@@ -50,7 +50,7 @@ pub fn announce(engine: &Engine, event: &str, extra: serde_json::Value) {
         .listeners()
         .iter()
         .map(|l| {
-            serde_json::json!({"port": l.port, "mode": l.mode, "transport": l.transport, "addr": l.addr.to_string()})
+            serde_json::json!({"port": l.port, "mode": l.mode, "transport": l.transport, "channel": l.channel, "addr": l.addr.to_string()})
         })
         .collect();
     let mut line =

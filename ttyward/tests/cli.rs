@@ -9,6 +9,7 @@ mod daemon;
 mod durability;
 mod interop;
 mod rate_limit;
+mod realcom;
 mod system_settings;
 mod web;
 

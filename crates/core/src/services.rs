@@ -19,6 +19,29 @@ use crate::config::walk::{Obj, Walk};
 pub struct Services {
     /// The HTTPS web console and REST API.
     pub web: WebService,
+    /// Answers Moxa's host drivers' UDP probes for Real COM ports.
+    pub realcom_discovery: DiscoveryService,
+}
+
+/// The UDP responder npreal2 polls (DSCI, `spec/realcom-protocol.md`
+/// §9.2): without answers a default driver install reconnects every idle
+/// Real COM port about once a minute. It runs only while some port is in
+/// Real COM mode, on that mode's IPv4 addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiscoveryService {
+    /// On by default, as the driver expects it.
+    pub enabled: bool,
+    /// UDP port (the driver uses 4800; 0 = any free port, for tests).
+    pub port: u16,
+}
+
+impl Default for DiscoveryService {
+    fn default() -> Self {
+        DiscoveryService {
+            enabled: true,
+            port: 4800,
+        }
+    }
 }
 
 /// The HTTPS listener of the web console and REST API.
@@ -51,8 +74,24 @@ impl Default for WebService {
 pub(crate) fn read_services(w: &mut Walk, path: String, value: Option<&Value>) -> Services {
     let mut o = Obj::new(w, path, value);
     let web = read_web(w, o.at("web"), o.get("web"));
+    let realcom_discovery =
+        read_discovery(w, o.at("realcom_discovery"), o.get("realcom_discovery"));
     o.finish(w);
-    Services { web }
+    Services {
+        web,
+        realcom_discovery,
+    }
+}
+
+fn read_discovery(w: &mut Walk, path: String, value: Option<&Value>) -> DiscoveryService {
+    let d = DiscoveryService::default();
+    let mut o = Obj::new(w, path, value);
+    let s = DiscoveryService {
+        enabled: o.bool(w, "enabled", d.enabled),
+        port: o.int(w, "port", d.port, 0..=u16::MAX),
+    };
+    o.finish(w);
+    s
 }
 
 fn read_web(w: &mut Walk, path: String, value: Option<&Value>) -> WebService {
@@ -137,6 +176,10 @@ mod tests {
                 bind: vec!["127.0.0.1".parse().expect("ip")],
                 https_port: 0,
                 http_redirect_port: Some(8080),
+            },
+            realcom_discovery: DiscoveryService {
+                enabled: false,
+                port: 14800,
             },
         };
         let (back, errors) = read(&serde_json::to_value(&s).expect("json"));

@@ -10,6 +10,7 @@
 //! authenticate users and does not persist anything.
 
 pub mod counters;
+mod dsci;
 pub mod event;
 pub mod gate;
 mod inbound;
@@ -17,6 +18,7 @@ pub mod net;
 pub mod outbox;
 pub mod port;
 mod raw;
+mod realcom;
 mod rfc2217;
 pub mod tcp_client;
 pub mod tcp_server;
@@ -45,6 +47,9 @@ pub struct BoundListener {
     pub addr: SocketAddr,
     /// `tcp` or `udp`.
     pub transport: &'static str,
+    /// What it carries: `data`, Real COM's `command`, or `dsci` (the Real
+    /// COM discovery responder, whose `port` is 0).
+    pub channel: &'static str,
 }
 
 /// Why the engine could not start.
@@ -68,6 +73,7 @@ pub enum EngineError {
 #[derive(Debug)]
 pub struct Engine {
     units: Vec<unit::PortUnit>,
+    discovery: Option<dsci::Responder>,
     gate: gate::Gate,
     events: EventSink,
     cancel: CancellationToken,
@@ -96,8 +102,10 @@ impl Engine {
                 unit::PortUnit::start(p, sockets, listeners, &gate, &events, &cancel)
             })
             .collect();
+        let discovery = start_discovery(config, &gate, &cancel);
         Ok(Engine {
             units,
+            discovery,
             gate,
             events,
             cancel,
@@ -155,14 +163,26 @@ impl Engine {
         }
         keep.sort_by_key(|u| u.config.number);
         self.units = keep;
+        if self.discovery.as_ref().map(|d| &d.wanted) != dsci::wanted(config).as_ref() {
+            if let Some(d) = self.discovery.take() {
+                d.stop().await;
+            }
+            self.discovery = start_discovery(config, &self.gate, &self.cancel);
+        }
         failures
     }
 
-    /// Everything bound, in port order.
+    /// Everything bound, in port order, then the Real COM discovery
+    /// responder's sockets.
     pub fn listeners(&self) -> Vec<BoundListener> {
         self.units
             .iter()
             .flat_map(|u| u.listeners.iter().cloned())
+            .chain(
+                self.discovery
+                    .iter()
+                    .flat_map(|d| d.listeners.iter().cloned()),
+            )
             .collect()
     }
 
@@ -203,6 +223,24 @@ impl Engine {
             }
         };
         tokio::time::timeout(grace, all).await.is_ok()
+    }
+}
+
+/// The discovery responder `config` wants, if it can bind. It is an aid to
+/// Moxa's driver, not a port: failing to bind (another program has UDP 4800)
+/// is logged and the ports serve without it.
+fn start_discovery(
+    config: &Config,
+    gate: &gate::Gate,
+    cancel: &CancellationToken,
+) -> Option<dsci::Responder> {
+    let wanted = dsci::wanted(config)?;
+    match dsci::Responder::start(wanted, gate, cancel) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("Real COM discovery (npreal2's UDP polling) is off: {e}");
+            None
+        }
     }
 }
 

@@ -87,6 +87,9 @@ pub enum Control {
     Break(bool),
     /// Discard buffered data.
     Purge(FlushDirection),
+    /// Hold (`true`) or resume device output, as if XOFF/XON had been
+    /// received (Real COM SETXOFF/SETXON).
+    HoldOutput(bool),
     /// Only report the current state.
     Query,
 }
@@ -100,6 +103,11 @@ pub struct PortSnapshot {
     pub modem: ModemStatus,
     /// Whether a break is being sent.
     pub break_on: bool,
+    /// Bytes the device driver holds, received and not yet read.
+    pub input_queued: u32,
+    /// Bytes written to the device and not yet sent on the line (all data
+    /// sent before the request has reached the device by then).
+    pub output_queued: u32,
 }
 
 /// Why a control request failed.
@@ -647,6 +655,7 @@ impl PortActor {
                 self.break_on = on;
             }
             Control::Purge(dir) => dev.flush(dir)?,
+            Control::HoldOutput(on) => dev.hold_output(on)?,
             Control::Query => {}
         }
         let modem = dev.modem_status().unwrap_or_default();
@@ -657,6 +666,8 @@ impl PortActor {
             settings: self.settings(),
             modem,
             break_on: self.break_on,
+            input_queued: dev.input_queued().unwrap_or(0),
+            output_queued: dev.output_queued().unwrap_or(0),
         })
     }
 }

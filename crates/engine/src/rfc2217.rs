@@ -290,6 +290,8 @@ mod tests {
             settings: SerialSettings::default(),
             modem: Default::default(),
             break_on: false,
+            input_queued: 0,
+            output_queued: 0,
         };
         snap.modem.dtr = true;
         assert_eq!(control_reply(8, &snap), 8);

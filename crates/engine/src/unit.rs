@@ -12,13 +12,16 @@ use ttyward_core::config::{OperationMode, PortConfig};
 
 use crate::gate::Gate;
 use crate::{
-    BoundListener, EngineError, EventSink, PortHandle, net, port, tcp_client, tcp_server, udp,
+    BoundListener, EngineError, EventSink, PortHandle, net, port, realcom, tcp_client, tcp_server,
+    udp,
 };
 
 /// Sockets of one port, bound before anything starts.
 pub(crate) enum Bound {
     Tcp(Vec<tokio::net::TcpListener>),
     Udp(Vec<tokio::net::UdpSocket>),
+    /// Data listeners, command listeners.
+    RealCom(Vec<tokio::net::TcpListener>, Vec<tokio::net::TcpListener>),
     None,
 }
 
@@ -34,52 +37,58 @@ pub(crate) struct PortUnit {
 
 /// Bind every socket `config` asks for; nothing is started.
 pub(crate) fn bind(config: &PortConfig) -> Result<(Bound, Vec<BoundListener>), EngineError> {
-    let Some(listen) = config.mode.listen() else {
-        return Ok((Bound::None, Vec::new()));
-    };
-    let transport = if listen.udp { "udp" } else { "tcp" };
     let mut listeners = Vec::new();
-    let mut tcp = Vec::new();
+    let mut tcp: Vec<Vec<tokio::net::TcpListener>> = Vec::new();
     let mut udp = Vec::new();
-    for ip in listen.bind {
-        let addr = SocketAddr::new(*ip, listen.port);
-        let result = if listen.udp {
-            net::bind_udp(addr).and_then(|s| Ok((s.local_addr()?, None, Some(s))))
-        } else {
-            net::bind_tcp(addr).and_then(|l| Ok((l.local_addr()?, Some(l), None)))
-        };
-        match result {
-            Ok((local, l, s)) => {
-                listeners.push(BoundListener {
-                    port: config.number,
-                    mode: config.mode.name(),
-                    addr: local,
-                    transport,
-                });
-                tcp.extend(l);
-                udp.extend(s);
-            }
-            // A host without IPv6 cannot bind the default "::"; the IPv4
-            // wildcard still serves it.
-            Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() && ipv6_unavailable(&e) => {
-                tracing::warn!(
-                    port = config.number,
-                    "IPv6 unavailable, not listening on {addr}: {e}"
-                );
-            }
-            Err(source) => {
-                return Err(EngineError::Bind {
-                    port: config.number,
-                    addr,
-                    source,
-                });
+    for listen in config.mode.listens() {
+        let transport = if listen.udp { "udp" } else { "tcp" };
+        let mut bound_tcp = Vec::new();
+        for ip in listen.bind {
+            let addr = SocketAddr::new(*ip, listen.port);
+            let result = if listen.udp {
+                net::bind_udp(addr).and_then(|s| Ok((s.local_addr()?, None, Some(s))))
+            } else {
+                net::bind_tcp(addr).and_then(|l| Ok((l.local_addr()?, Some(l), None)))
+            };
+            match result {
+                Ok((local, l, s)) => {
+                    listeners.push(BoundListener {
+                        port: config.number,
+                        mode: config.mode.name(),
+                        addr: local,
+                        transport,
+                        channel: listen.channel,
+                    });
+                    bound_tcp.extend(l);
+                    udp.extend(s);
+                }
+                // A host without IPv6 cannot bind the default "::"; the IPv4
+                // wildcard still serves it.
+                Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() && ipv6_unavailable(&e) => {
+                    tracing::warn!(
+                        port = config.number,
+                        "IPv6 unavailable, not listening on {addr}: {e}"
+                    );
+                }
+                Err(source) => {
+                    return Err(EngineError::Bind {
+                        port: config.number,
+                        addr,
+                        source,
+                    });
+                }
             }
         }
+        tcp.push(bound_tcp);
     }
-    let bound = if listen.udp {
-        Bound::Udp(udp)
-    } else {
-        Bound::Tcp(tcp)
+    let bound = match (&config.mode, tcp.len()) {
+        (OperationMode::Disabled | OperationMode::TcpClient(_), _) => Bound::None,
+        (OperationMode::Udp(_), _) => Bound::Udp(udp),
+        (OperationMode::RealCom(_) | OperationMode::TcpServer(_), 2) => {
+            let command = tcp.pop().unwrap_or_default();
+            Bound::RealCom(tcp.pop().unwrap_or_default(), command)
+        }
+        _ => Bound::Tcp(tcp.into_iter().flatten().collect()),
     };
     Ok((bound, listeners))
 }
@@ -110,6 +119,20 @@ impl PortUnit {
         let handle = port::spawn(config, events.clone(), cancel.clone(), &tracker);
         let (ev, c) = (events.clone(), cancel);
         match (&config.mode, sockets) {
+            (OperationMode::TcpServer(m), Bound::RealCom(data, command)) => {
+                let port = m.command_port.unwrap_or_default();
+                let params = realcom::Params::tcp_server(m, port, &config.serial);
+                realcom::spawn(
+                    data,
+                    command,
+                    handle.clone(),
+                    params,
+                    gate.clone(),
+                    ev,
+                    c,
+                    &tracker,
+                );
+            }
             (OperationMode::TcpServer(m), Bound::Tcp(ls)) => {
                 let params = tcp_server::ServerParams {
                     protocol: tcp_server::Protocol::Raw,
@@ -128,6 +151,24 @@ impl PortUnit {
                     inactivity: None,
                 };
                 tcp_server::spawn(ls, handle.clone(), params, gate.clone(), ev, c, &tracker);
+            }
+            (OperationMode::RealCom(m), Bound::RealCom(data, command)) => {
+                let params = realcom::Params {
+                    mode: m.clone(),
+                    settings: config.serial.clone(),
+                    driver: true,
+                    inactivity: None,
+                };
+                realcom::spawn(
+                    data,
+                    command,
+                    handle.clone(),
+                    params,
+                    gate.clone(),
+                    ev,
+                    c,
+                    &tracker,
+                );
             }
             (OperationMode::Udp(m), Bound::Udp(ss)) => {
                 udp::spawn(ss, handle.clone(), m, gate.clone(), ev, c, &tracker)

@@ -13,6 +13,9 @@ use ttyward_engine::{Engine, EngineEvent, EventKind, EventSink};
 use ttyward_serial::fake::FakeHandle;
 use ttyward_serial::{DeviceSpec, SerialSettings};
 
+#[path = "engine/realcom.rs"]
+mod realcom;
+
 const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -35,6 +38,7 @@ fn tcp_server(max_connections: u16) -> OperationMode {
         max_connections,
         alive_check_min: 7,
         inactivity_ms: 0,
+        command_port: None,
     })
 }
 
@@ -271,6 +275,7 @@ async fn inactivity_time_closes_an_idle_connection() {
         max_connections: 1,
         alive_check_min: 0,
         inactivity_ms: 200,
+        command_port: None,
     });
     let mut r = Running::start(vec![port_config(&fake, mode)]);
     r.opened().await;
@@ -598,6 +603,7 @@ async fn tcp_server_listens_on_ipv4_and_ipv6() {
         max_connections: 2,
         alive_check_min: 7,
         inactivity_ms: 0,
+        command_port: None,
     });
     let mut r = Running::start(vec![port_config(&fake, mode)]);
     r.opened().await;

@@ -9,7 +9,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::dsci;
 use crate::packing::{BUFFER_SIZE, DelimiterProcess, Packer, PackingConfig};
+use crate::realcom::{
+    AliveAction, AlivePoller, AliveTiming, CommandDecoder, Decoded, HostEvent, ModemInputs,
+    NotifyTracker, Reply, ReplyDecoder,
+};
 use crate::rfc2217::{ComPortCommand, Rfc2217Server, ServerEvent};
 use crate::telnet::{OptionTable, TelnetDecoder, TelnetEvent, TelnetOption, escape_iac};
 
@@ -178,6 +183,183 @@ pub fn packing(data: &[u8]) {
     }
 }
 
+/// The Real COM command decoder (server side). The first byte picks a
+/// chunk size; chunking must not change what is decoded, and every decoded
+/// request must encode back to bytes that decode to itself.
+pub fn realcom_commands(data: &[u8]) {
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(ctl) + 1;
+    let whole = realcom_decode_in_chunks(stream, stream.len().max(1));
+    let chunked = realcom_decode_in_chunks(stream, chunk);
+    assert_eq!(whole, chunked);
+    // Each command takes at least its two header bytes.
+    assert!(whole.len() <= stream.len() / 2);
+
+    for decoded in &whole {
+        if let Decoded::Request(request) = decoded {
+            let mut wire = Vec::new();
+            request.encode(&mut wire);
+            assert_eq!(wire.first(), Some(&request.code().0));
+            let again = realcom_decode_in_chunks(&wire, wire.len());
+            assert_eq!(again, vec![decoded.clone()]);
+        }
+    }
+}
+
+fn realcom_decode_in_chunks(stream: &[u8], chunk: usize) -> Vec<Decoded> {
+    let mut decoder = CommandDecoder::new();
+    let mut out = Vec::new();
+    for piece in stream.chunks(chunk) {
+        decoder.push(piece, &mut out);
+        assert!(decoder.buffered() <= 257);
+    }
+    out
+}
+
+/// The server → host direction: the host's reply decoder on arbitrary
+/// bytes, then the NOTIFY tracker and the alive poller driven by them. The
+/// first byte picks a chunk size.
+pub fn realcom_replies(data: &[u8]) {
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(ctl & 0x1F) + 1;
+
+    // Whatever the decoder makes of the bytes re-encodes to a stream that
+    // decodes to the same replies, in any chunking.
+    let mut decoder = ReplyDecoder::new();
+    let mut events = Vec::new();
+    for piece in stream.chunks(chunk) {
+        decoder.push(piece, &mut events);
+    }
+    assert!(events.len() <= stream.len());
+    let replies: Vec<Reply> = events
+        .into_iter()
+        .filter_map(|e| match e {
+            HostEvent::Reply(r) => Some(r),
+            HostEvent::Unknown(_) => None,
+        })
+        .collect();
+    let mut wire = Vec::new();
+    for reply in &replies {
+        reply.encode(&mut wire);
+    }
+    let mut decoder = ReplyDecoder::new();
+    let mut again = Vec::new();
+    for piece in wire.chunks(chunk) {
+        decoder.push(piece, &mut again);
+    }
+    let expected: Vec<HostEvent> = replies.into_iter().map(HostEvent::Reply).collect();
+    assert_eq!(again, expected);
+
+    // NOTIFY tracker: (levels, events, hold) triples.
+    let mut tracker = NotifyTracker::new();
+    let mut reported = 0u8;
+    let mut reported_hold = 0u8;
+    for triple in stream.chunks_exact(3) {
+        let &[levels, events, hold] = triple else {
+            continue;
+        };
+        let lines = ModemInputs::from_msr(levels);
+        let delta = ((levels & 0xF0) ^ reported) >> 4;
+        let hold_changed = hold & 0x7F != reported_hold;
+        match tracker.update(lines, events, hold) {
+            Some(Reply::Notify {
+                events: e,
+                msr,
+                hold: h,
+            }) => {
+                assert_eq!(msr, (levels & 0xF0) | delta);
+                assert_eq!(e & !0x20, events & !0x20);
+                assert_eq!(e & 0x20 != 0, delta != 0 || events & 0x20 != 0);
+                assert_eq!(h, hold | 0x80);
+            }
+            Some(other) => panic!("the tracker produced {other:?}"),
+            None => assert!(delta == 0 && events == 0 && !hold_changed),
+        }
+        reported = levels & 0xF0;
+        reported_hold = hold & 0x7F;
+    }
+
+    // Alive poller: a schedule of (op) bytes.
+    let timing = AliveTiming {
+        idle: Duration::from_millis(u64::from(ctl >> 5) * 1000 + 500),
+        interval: Duration::from_millis(300),
+        max_misses: ctl & 0x03,
+    };
+    let start = Instant::now();
+    let mut now = start;
+    let mut poller = AlivePoller::new(timing, now);
+    let mut last_poll: Option<Instant> = None;
+    for &op in stream {
+        match op & 0x03 {
+            0 => {
+                now += Duration::from_millis(u64::from(op >> 2) * 50);
+                let deadline = poller.next_deadline();
+                match poller.poll(now) {
+                    AliveAction::Send(Reply::Poll { id }) => {
+                        assert_ne!(id, 0);
+                        assert!(poller.is_enabled());
+                        assert!(deadline.is_some_and(|d| d <= now));
+                        if let Some(prev) = last_poll {
+                            assert!(now.duration_since(prev) >= timing.interval);
+                        }
+                        last_poll = Some(now);
+                    }
+                    AliveAction::Send(other) => panic!("the poller produced {other:?}"),
+                    AliveAction::Dead => assert_eq!(poller.next_deadline(), None),
+                    AliveAction::Nothing => {
+                        assert!(deadline.is_none_or(|d| d > now));
+                    }
+                }
+                assert!(poller.misses() <= timing.max_misses.max(1));
+            }
+            1 => poller.activity(now),
+            2 => poller.alive_reply(now),
+            _ => poller.set_enabled(op & 0x04 != 0, now),
+        }
+    }
+}
+
+/// DSCI answers: arbitrary datagrams, and the same with our device id
+/// stamped in, so the checks past the device id are reached.
+pub fn dsci(data: &[u8]) {
+    let me = dsci::Identity {
+        id: dsci::DeviceId {
+            apid: 0x8000_6650,
+            hwid: 0x6650,
+            mac: [0x00, 0x90, 0xE8, 0x01, 0x02, 0x03],
+        },
+        ipv4: std::net::Ipv4Addr::new(127, 0, 0, 1),
+    };
+    let mut stamped = data.to_vec();
+    if let Some(id) = stamped.get_mut(8..20) {
+        id.copy_from_slice(&me.id.encode());
+    }
+    for request in [data, &stamped[..]] {
+        let Some(reply) = dsci::answer(request, &me) else {
+            continue;
+        };
+        // Bit 7 set on the request's opcode, the id echoed, the declared
+        // length true and one the driver's receive filter accepts.
+        assert_eq!(
+            reply.first().copied(),
+            request.first().map(|op| op | dsci::opcode::REPLY)
+        );
+        assert_eq!(reply.get(1), Some(&0));
+        assert_eq!(reply.get(4..8), request.get(4..8));
+        let declared = match reply.get(2..4) {
+            Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+            _ => 0,
+        };
+        assert_eq!(declared, reply.len());
+        assert!(reply.len() == 24 || reply.len() == 36);
+        assert_eq!(reply.get(8..20), Some(&me.id.encode()[..]));
+    }
+}
+
 fn decode_in_chunks(stream: &[u8], binary: bool, chunk: usize) -> Vec<TelnetEvent> {
     let mut decoder = TelnetDecoder::new();
     decoder.set_binary(binary);
@@ -237,6 +419,95 @@ mod tests {
         vec(token(), 0..64).prop_map(|t| t.concat())
     }
 
+    /// Real COM commands with a known code and a length that is mostly
+    /// right, so random streams decode to requests, not only to `Ignored`.
+    fn realcom_command_stream() -> impl Strategy<Value = Vec<u8>> {
+        let known = prop::sample::select(vec![
+            (0x10u8, 2usize),
+            (0x11, 4),
+            (0x12, 2),
+            (0x13, 0),
+            (0x14, 1),
+            (0x15, 0),
+            (0x16, 0),
+            (0x17, 4),
+            (0x18, 2),
+            (0x20, 3),
+            (0x21, 0),
+            (0x22, 0),
+            (0x23, 2),
+            (0x24, 0),
+            (0x25, 0),
+            (0x28, 1),
+            (0x2C, 8),
+            (0x2F, 4),
+            (0x30, 1),
+            (0x32, 1),
+            (0x33, 0),
+            (0x34, 0),
+            (0x35, 5),
+            (0x36, 0),
+            (0x37, 0),
+            (0x38, 0),
+        ]);
+        let frame = (known, 0usize..3, vec(prop_oneof![0u8..4, any::<u8>()], 70)).prop_map(
+            |((code, len), skew, data)| {
+                // Mostly the right length; sometimes one more or less.
+                let len = match skew {
+                    0 => len.saturating_sub(1),
+                    1 => len + 1,
+                    _ => len,
+                };
+                let mut v = vec![code, u8::try_from(len).unwrap_or(0)];
+                v.extend(data.into_iter().take(len));
+                v
+            },
+        );
+        let frames = prop_oneof![4 => frame, 1 => vec(any::<u8>(), 0..6)];
+        vec(frames, 0..48).prop_map(|f| f.concat())
+    }
+
+    /// Server → host messages, valid or with a wrong byte here and there.
+    fn realcom_reply_stream() -> impl Strategy<Value = Vec<u8>> {
+        let valid = prop_oneof![
+            prop::sample::select(vec![0x10u8, 0x12, 0x14, 0x17, 0x21, 0x30, 0x33, 0x36])
+                .prop_map(|c| vec![c, 0x4F, 0x4B]),
+            Just(vec![0x17, 0x4E, 0x41]),
+            any::<[u8; 3]>().prop_map(|[a, b, c]| vec![0x2C, 0x03, a & 1, b & 1, c & 1]),
+            any::<[u8; 3]>().prop_map(|[e, m, h]| vec![0x26, e, m, h]),
+            any::<u8>().prop_map(|id| vec![0x27, 0x01, id]),
+            any::<[u8; 2]>().prop_map(|[lo, hi]| vec![0x2F, 0x02, lo, hi]),
+            any::<[u8; 2]>().prop_map(|[lo, hi]| vec![0x35, 0x04, lo, hi, 0, 0]),
+            any::<[u8; 2]>().prop_map(|[hi, lo]| vec![0x37, 0x02, hi, lo]),
+        ];
+        vec(prop_oneof![6 => valid, 1 => vec(any::<u8>(), 0..4)], 0..48).prop_map(|f| f.concat())
+    }
+
+    /// DSCI requests of the four kinds we answer, with lengths right or off.
+    fn dsci_datagram() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::sample::select(vec![
+                (0x01u8, 8u16),
+                (0x16, 20),
+                (0x14, 22),
+                (0x1D, 24),
+                (0x81, 24),
+            ]),
+            -2i32..3,
+            any::<[u8; 4]>(),
+            vec(any::<u8>(), 0..40),
+        )
+            .prop_map(|((op, len), skew, id, body)| {
+                let declared = u16::try_from(i32::from(len) + skew).unwrap_or(0);
+                let mut v = vec![op, 0];
+                v.extend(declared.to_be_bytes());
+                v.extend(id);
+                v.extend(body);
+                v.truncate(usize::from(len));
+                v
+            })
+    }
+
     proptest! {
         #[test]
         fn fuzz_telnet_never_panics(data in vec(any::<u8>(), 0..4096)) {
@@ -266,6 +537,40 @@ mod tests {
         fn fuzz_packing_never_panics(data in vec(any::<u8>(), 0..4096)) {
             packing(&data);
         }
+
+        #[test]
+        fn fuzz_realcom_commands_never_panics(data in vec(any::<u8>(), 0..4096)) {
+            realcom_commands(&data);
+        }
+
+        #[test]
+        fn fuzz_realcom_commands_never_panics_on_plausible_streams(ctl in any::<u8>(), data in realcom_command_stream()) {
+            let mut input = vec![ctl];
+            input.extend(data);
+            realcom_commands(&input);
+        }
+
+        #[test]
+        fn fuzz_realcom_replies_never_panics(data in vec(any::<u8>(), 0..4096)) {
+            realcom_replies(&data);
+        }
+
+        #[test]
+        fn fuzz_realcom_replies_never_panics_on_plausible_streams(ctl in any::<u8>(), data in realcom_reply_stream()) {
+            let mut input = vec![ctl];
+            input.extend(data);
+            realcom_replies(&input);
+        }
+
+        #[test]
+        fn fuzz_dsci_never_panics(data in vec(any::<u8>(), 0..128)) {
+            dsci(&data);
+        }
+
+        #[test]
+        fn fuzz_dsci_never_panics_on_plausible_datagrams(data in dsci_datagram()) {
+            dsci(&data);
+        }
     }
 
     #[test]
@@ -291,11 +596,19 @@ mod tests {
             oversized_sb,
             flip_flops,
             vec![0xFF; 4096],
+            // Real COM: a maximal unknown command split in two, a reply
+            // stream cut in the middle of a PORT_INIT answer, DSCI search.
+            [vec![0x00, 0x77, 0xFF], vec![0xAB; 300]].concat(),
+            vec![0x00, 0x12, 0x4F, 0x4B, 0x2C, 0x03, 0x01],
+            vec![0x01, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00],
         ];
         for case in &cases {
             telnet(case);
             rfc2217_server(case);
             packing(case);
+            realcom_commands(case);
+            realcom_replies(case);
+            dsci(case);
         }
     }
 }

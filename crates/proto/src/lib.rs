@@ -9,6 +9,10 @@
 //!   session that pyserial's `rfc2217://` client can open.
 //! * [`packing`]: NPort data packing for the serial → network direction
 //!   (packet length, delimiters, force transmit).
+//! * [`realcom`]: Moxa's Real COM (ASPP) command channel: commands,
+//!   replies, NOTIFY generation and alive polling.
+//! * [`dsci`]: the UDP 4800 "DSCI" probes the Real COM driver sends, and
+//!   their answers.
 //!
 //! What it does **not** do: no sockets, no tokio, no reading of the clock.
 //! Callers feed received bytes in, collect bytes to send from `out` buffers,
@@ -17,8 +21,11 @@
 //! [`fuzzing`] bodies exercise every parser with arbitrary bytes, both under
 //! `cargo test` and under `cargo fuzz`.
 
+pub mod dsci;
 pub mod packing;
+pub mod realcom;
 pub mod rfc2217;
+pub mod rfc2217_client;
 pub mod telnet;
 
 #[doc(hidden)]

@@ -80,6 +80,22 @@ pub trait SerialDevice: Send + Sync + 'static {
     fn set_break(&self, on: bool) -> Result<(), SerialError>;
     /// Discard buffered data.
     fn flush(&self, dir: FlushDirection) -> Result<(), SerialError>;
+    /// Suspend (`true`) or resume (`false`) transmission, as if XOFF or XON
+    /// had been received (`tcflow`; Real COM's SETXOFF/SETXON). Devices
+    /// that cannot hold their output ignore it.
+    fn hold_output(&self, _on: bool) -> Result<(), SerialError> {
+        Ok(())
+    }
+    /// Bytes the driver has received and not yet handed over (`TIOCINQ`);
+    /// 0 where unknown.
+    fn input_queued(&self) -> Result<u32, SerialError> {
+        Ok(0)
+    }
+    /// Bytes written and not yet sent on the line (`TIOCOUTQ`); 0 where
+    /// unknown. Real COM's drain (WAIT_OQUEUE) waits for this to reach 0.
+    fn output_queued(&self) -> Result<u32, SerialError> {
+        Ok(0)
+    }
     /// False when modem lines are emulated in software (a pty).
     fn has_modem_lines(&self) -> bool;
     /// For logs and the UI: the path, or "sim:echo".

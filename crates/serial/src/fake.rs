@@ -51,6 +51,7 @@ struct FakeState {
     break_on: bool,
     breaks_on: usize,
     flushes: Vec<FlushDirection>,
+    output_held: bool,
     opens: usize,
     readers: Vec<Waker>,
 }
@@ -217,6 +218,11 @@ impl FakeHandle {
     /// Every flush, in order.
     pub fn flushes(&self) -> Vec<FlushDirection> {
         self.lock().flushes.clone()
+    }
+
+    /// Whether output is held (Real COM SETXOFF) right now.
+    pub fn output_held(&self) -> bool {
+        self.lock().output_held
     }
 
     /// How many devices were opened.
@@ -406,6 +412,10 @@ impl SerialDevice for FakeDevice {
             }
             s.flushes.push(dir);
         })
+    }
+
+    fn hold_output(&self, on: bool) -> Result<(), SerialError> {
+        self.record(|s| s.output_held = on)
     }
 
     fn has_modem_lines(&self) -> bool {

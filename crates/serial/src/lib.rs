@@ -15,6 +15,7 @@ pub mod device;
 pub mod discover;
 pub mod error;
 pub mod fake;
+pub mod host_pty;
 pub mod modem;
 pub mod pty;
 pub mod settings;

@@ -86,6 +86,29 @@ pub(crate) fn tiocm_set(fd: BorrowedFd<'_>, on: bool, bits: libc::c_int) -> io::
     check(unsafe { libc::ioctl(fd.as_raw_fd(), request, &bits) })
 }
 
+/// `TIOCINQ` (bytes received, not yet read) or `TIOCOUTQ` (bytes written,
+/// not yet sent on the line).
+pub(crate) fn queued(fd: BorrowedFd<'_>, output: bool) -> io::Result<u32> {
+    let request = if output {
+        libc::TIOCOUTQ
+    } else {
+        libc::FIONREAD
+    };
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ/FIONREAD (= TIOCINQ) write one int through the
+    // pointer to a live local.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), request, &mut n) })?;
+    Ok(u32::try_from(n).unwrap_or(0))
+}
+
+/// `TIOCPKT`: packet mode on a pty master (every read then starts with a
+/// status byte; see `host_pty`).
+pub(crate) fn tiocpkt(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let arg: libc::c_int = on.into();
+    // SAFETY: TIOCPKT reads one int through the pointer to a live local.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCPKT, &arg) })
+}
+
 /// `TIOCGRS485`: the driver's RS-485 configuration.
 pub(crate) fn get_rs485(fd: BorrowedFd<'_>) -> io::Result<SerialRs485> {
     let mut conf = SerialRs485::default();

@@ -371,6 +371,21 @@ impl SerialDevice for TtyDevice {
         Ok(())
     }
 
+    fn hold_output(&self, on: bool) -> Result<(), SerialError> {
+        use nix::sys::termios::{FlowArg, tcflow};
+        let arg = if on { FlowArg::TCOOFF } else { FlowArg::TCOON };
+        tcflow(self.raw(), arg).map_err(io::Error::from)?;
+        Ok(())
+    }
+
+    fn input_queued(&self) -> Result<u32, SerialError> {
+        Ok(sys::queued(self.raw(), false)?)
+    }
+
+    fn output_queued(&self) -> Result<u32, SerialError> {
+        Ok(sys::queued(self.raw(), true)?)
+    }
+
     fn has_modem_lines(&self) -> bool {
         self.has_lines
     }
@@ -414,7 +429,7 @@ fn rs485_config(settings: &SerialSettings) -> Option<sys::SerialRs485> {
 }
 
 /// `base` in raw mode with `settings` applied.
-fn encode_termios(base: &libc::termios2, settings: &SerialSettings) -> libc::termios2 {
+pub(crate) fn encode_termios(base: &libc::termios2, settings: &SerialSettings) -> libc::termios2 {
     let mut t = *base;
     // Raw mode as cfmakeraw(3), and no software flow or parity checking
     // unless asked for below.

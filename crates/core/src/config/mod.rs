@@ -127,6 +127,9 @@ pub enum OperationMode {
     Udp(UdpMode),
     /// Telnet with the COM-PORT-OPTION (RFC 2217).
     Rfc2217(Rfc2217Mode),
+    /// Moxa's Real COM (ASPP): a data and a command connection per host,
+    /// for Moxa's host drivers and `ttyward attach`.
+    RealCom(RealComMode),
 }
 
 /// What a mode listens on, for the modes that listen.
@@ -138,18 +141,50 @@ pub struct Listen<'a> {
     pub bind: &'a [IpAddr],
     /// Local port; 0 = any free port.
     pub port: u16,
+    /// What the socket carries: `data` (every mode), or Real COM's `command`.
+    pub channel: &'static str,
+    /// The mode's field that holds `port`, for error paths.
+    pub field: &'static str,
 }
 
 impl OperationMode {
-    /// The sockets this mode binds; `None` for modes that do not listen.
-    pub fn listen(&self) -> Option<Listen<'_>> {
-        let (udp, bind, port) = match self {
-            OperationMode::TcpServer(m) => (false, &m.bind, m.local_port),
-            OperationMode::Rfc2217(m) => (false, &m.bind, m.local_port),
-            OperationMode::Udp(m) => (true, &m.bind, m.local_port),
-            OperationMode::Disabled | OperationMode::TcpClient(_) => return None,
+    /// The sockets this mode binds, data first; empty for modes that do not
+    /// listen.
+    pub fn listens(&self) -> Vec<Listen<'_>> {
+        let data = |udp, bind, port, field| Listen {
+            udp,
+            bind,
+            port,
+            channel: "data",
+            field,
         };
-        Some(Listen { udp, bind, port })
+        match self {
+            OperationMode::TcpServer(m) => {
+                let mut v = vec![data(false, &m.bind, m.local_port, "local_port")];
+                if let Some(port) = m.command_port {
+                    v.push(Listen {
+                        channel: "command",
+                        ..data(false, &m.bind, port, "command_port")
+                    });
+                }
+                v
+            }
+            OperationMode::Rfc2217(m) => vec![data(false, &m.bind, m.local_port, "local_port")],
+            OperationMode::Udp(m) => vec![data(true, &m.bind, m.local_port, "local_port")],
+            OperationMode::RealCom(m) => vec![
+                data(false, &m.bind, m.data_port, "data_port"),
+                Listen {
+                    channel: "command",
+                    ..data(false, &m.bind, m.command_port, "command_port")
+                },
+            ],
+            OperationMode::Disabled | OperationMode::TcpClient(_) => Vec::new(),
+        }
+    }
+
+    /// The data socket this mode binds; `None` for modes that do not listen.
+    pub fn listen(&self) -> Option<Listen<'_>> {
+        self.listens().into_iter().next()
     }
 
     /// The name used in documents (`tcp-server`, ...).
@@ -160,6 +195,7 @@ impl OperationMode {
             OperationMode::TcpClient(_) => "tcp-client",
             OperationMode::Udp(_) => "udp",
             OperationMode::Rfc2217(_) => "rfc2217",
+            OperationMode::RealCom(_) => "real-com",
         }
     }
 }
@@ -177,6 +213,12 @@ pub struct TcpServerMode {
     pub alive_check_min: u8,
     /// Close a connection idle this long (ms) in both directions; 0 = off.
     pub inactivity_ms: u16,
+    /// The NPort's TCP Server command port: the Real COM command set
+    /// ("IP-Serial Lib") for the hosts connected to `local_port`. Off
+    /// unless set (the NPort's default is 965 + port number; ttyward opens
+    /// no control channel nobody asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_port: Option<u16>,
 }
 
 /// RFC 2217 mode (NPort manual 7-7).
@@ -190,6 +232,64 @@ pub struct Rfc2217Mode {
     pub max_connections: u16,
     /// TCP keep-alive in minutes; 0 = off.
     pub alive_check_min: u8,
+}
+
+/// Real COM mode (NPort manual 7-3; protocol in `spec/realcom-protocol.md`).
+///
+/// The NPort fixes the two TCP ports; ttyward lets them be set per port,
+/// as npreal2's configuration allows on the host side (spec §2.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RealComMode {
+    /// Addresses to listen on; default all IPv4 and IPv6 addresses.
+    pub bind: Vec<IpAddr>,
+    /// Data connection port; default 950 + N − 1 (ports 1–16), 966 + N − 1
+    /// (17–32); 0 = any free port.
+    pub data_port: u16,
+    /// Command connection port; default 966 + N − 1 (1–16), 982 + N − 1
+    /// (17–32); 0 = any free port.
+    pub command_port: u16,
+    /// Hosts at once; default 1 (the driver has full control).
+    pub max_connections: u16,
+    /// TCP keep-alive in minutes; 0 = off.
+    pub alive_check_min: u8,
+    /// With more than one connection: apply the hosts' control commands
+    /// (the latest wins) instead of only acknowledging them. Default off
+    /// (the safer reading of the NPort manuals; `portd` defaults to on).
+    pub allow_driver_control: bool,
+    /// RTS when the last connection closes.
+    pub connection_down_rts: LineOnDown,
+    /// DTR when the last connection closes.
+    pub connection_down_dtr: LineOnDown,
+    /// Alive polling timing on the command channel (spec §4.15). Not part of
+    /// the document: Moxa's 40 s / 3 s / 4 misses always; tests shorten it.
+    #[serde(skip)]
+    pub alive: ttyward_proto::realcom::AliveTiming,
+}
+
+/// Level of an output line when the network connection goes down, so a
+/// device can sense the link (NPort "Connection goes down").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineOnDown {
+    /// The line stays asserted.
+    #[default]
+    AlwaysHigh,
+    /// The line is dropped.
+    GoesLow,
+}
+
+/// The NPort Real COM default (data, command) ports of a serial port; for
+/// ports beyond 32, which no NPort has, 2000 + N and 3000 + N (ttyward's
+/// choice, clear of the Moxa ranges).
+pub fn default_realcom_ports(number: u16) -> (u16, u16) {
+    match number {
+        0..=16 => (949 + number, 965 + number),
+        17..=32 => (965 + number, 981 + number),
+        _ => (
+            2000u16.saturating_add(number),
+            3000u16.saturating_add(number),
+        ),
+    }
 }
 
 /// TCP Client mode (NPort manual 7-14).
@@ -327,9 +427,10 @@ impl Config {
     }
 
     /// The configuration of a device at first use (fresh data directory,
-    /// factory reset): one TCP Server port per serial device the host has
-    /// (Real COM, the seed's default, comes in a later release), reached
-    /// through `services`.
+    /// factory reset): one Real COM port per serial device the host has,
+    /// as the NPort 6000-G2 ships (seed §3.1: Real COM is the one mode
+    /// enabled once an account exists; until then the daemon runs every
+    /// port disabled), reached through `services`.
     pub fn first_use(services: crate::services::Services) -> Config {
         let ports: Vec<serde_json::Value> = ttyward_serial::discover::serial_ports()
             .iter()
@@ -338,7 +439,7 @@ impl Config {
                 serde_json::json!({
                     "number": i + 1,
                     "device": path.display().to_string(),
-                    "mode": {"type": "tcp-server"},
+                    "mode": {"type": "real-com"},
                 })
             })
             .collect();

@@ -149,3 +149,88 @@ fn delimiter2_needs_delimiter1() {
     .expect_err("bad");
     assert_eq!(paths(&err), ["ports[0].packing.delimiter2"]);
 }
+
+#[test]
+fn real_com_fills_moxa_port_numbers() {
+    let c = Config::from_toml(
+        r#"
+        [[ports]]
+        number = 1
+        device = "sim:echo"
+        mode = { type = "real-com" }
+        [[ports]]
+        number = 17
+        device = "sim:echo"
+        mode = { type = "real-com" }
+        [[ports]]
+        number = 40
+        device = "sim:echo"
+        mode = { type = "real-com" }
+        "#,
+    )
+    .expect("valid");
+    let ports: Vec<(u16, u16)> = c
+        .ports
+        .iter()
+        .map(|p| match &p.mode {
+            OperationMode::RealCom(m) => (m.data_port, m.command_port),
+            other => panic!("not real-com: {other:?}"),
+        })
+        .collect();
+    // Spec realcom-protocol.md §2.2: 950/966 + N for ports 1-16, 982/998
+    // from port 17; beyond 32 ttyward's own 2000/3000 + N.
+    assert_eq!(ports, [(950, 966), (982, 998), (2040, 3040)]);
+    let OperationMode::RealCom(m) = &c.ports[0].mode else {
+        unreachable!()
+    };
+    assert_eq!(m.max_connections, 1);
+    assert!(!m.allow_driver_control);
+    assert_eq!(m.connection_down_dtr, LineOnDown::AlwaysHigh);
+    assert_eq!(m.alive, Default::default());
+}
+
+#[test]
+fn real_com_reports_bad_fields_and_port_clashes() {
+    let err = Config::from_toml(
+        r#"
+        [[ports]]
+        number = 1
+        device = "sim:echo"
+        mode = { type = "real-com", data_port = 5000, command_port = 5000, connection_down_rts = "sideways", allow_driver_control = "yes" }
+        [[ports]]
+        number = 2
+        device = "sim:echo"
+        mode = { type = "tcp-server", local_port = 4002, command_port = 5000 }
+        "#,
+    )
+    .expect_err("four problems");
+    assert_eq!(
+        paths(&err),
+        [
+            "ports[0].mode.allow_driver_control",
+            "ports[0].mode.connection_down_rts",
+            "ports[0].mode.command_port",
+            "ports[1].mode.command_port",
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn real_com_round_trips_through_the_document() {
+    let c = Config::from_toml(
+        r#"
+        [[ports]]
+        number = 3
+        device = "sim:echo"
+        mode = { type = "real-com", bind = ["127.0.0.1"], data_port = 0, command_port = 0, max_connections = 2, allow_driver_control = true, connection_down_dtr = "goes-low" }
+        [[ports]]
+        number = 4
+        device = "sim:echo"
+        mode = { type = "tcp-server", command_port = 0 }
+        "#,
+    )
+    .expect("valid");
+    let back = Config::from_value(&c.to_value()).expect("round trip");
+    assert_eq!(back, c);
+}

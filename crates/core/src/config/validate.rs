@@ -196,6 +196,7 @@ fn mode(
             max_connections: o.int(w, "max_connections", 1, 1..=MAX_CONNECTIONS),
             alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
             inactivity_ms: o.int(w, "inactivity_ms", 0, 0..=u16::MAX),
+            command_port: o.opt_int(w, "command_port", 0..=u16::MAX),
         }),
         Some("rfc2217") => OperationMode::Rfc2217(Rfc2217Mode {
             bind: o.addrs(w, "bind"),
@@ -203,12 +204,26 @@ fn mode(
             max_connections: o.int(w, "max_connections", 1, 1..=MAX_CONNECTIONS),
             alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
         }),
+        Some("real-com") => {
+            let (data, command) = default_realcom_ports(number);
+            OperationMode::RealCom(RealComMode {
+                bind: o.addrs(w, "bind"),
+                data_port: o.int(w, "data_port", data, 0..=u16::MAX),
+                command_port: o.int(w, "command_port", command, 0..=u16::MAX),
+                max_connections: o.int(w, "max_connections", 1, 1..=MAX_CONNECTIONS),
+                alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
+                allow_driver_control: o.bool(w, "allow_driver_control", false),
+                connection_down_rts: o.parse(w, "connection_down_rts", LineOnDown::AlwaysHigh),
+                connection_down_dtr: o.parse(w, "connection_down_dtr", LineOnDown::AlwaysHigh),
+                alive: Default::default(),
+            })
+        }
         Some("tcp-client") => OperationMode::TcpClient(tcp_client(w, &mut o)),
         Some("udp") => OperationMode::Udp(udp(w, &mut o, port)),
         _ => {
             w.err(
                 &o.at("type"),
-                "expected one of: disabled, tcp-server, tcp-client, udp, rfc2217",
+                "expected one of: disabled, tcp-server, tcp-client, udp, rfc2217, real-com",
             );
             OperationMode::Disabled
         }
@@ -366,32 +381,48 @@ fn udp(w: &mut Walk, o: &mut Obj<'_>, port: u16) -> UdpMode {
 fn check_listen_conflicts(w: &mut Walk, ports: &[PortConfig]) {
     let mut taken: Vec<(bool, u16, IpAddr, u16)> = Vec::new(); // (udp, port, addr, owner)
     for (i, p) in ports.iter().enumerate() {
-        let Some(Listen {
-            udp,
-            bind,
-            port: local,
-        }) = p.mode.listen()
-        else {
-            continue;
-        };
-        if local == 0 {
-            continue; // any free port: the OS picks distinct ones
+        for listen in p.mode.listens() {
+            check_listen(w, &mut taken, i, p.number, listen);
         }
-        for addr in bind {
-            let clash = taken.iter().find(|(u, lp, a, _)| {
-                *u == udp
-                    && *lp == local
-                    && a.is_ipv4() == addr.is_ipv4()
-                    && (a == addr || a.is_unspecified() || addr.is_unspecified())
-            });
-            if let Some((_, _, _, owner)) = clash {
-                w.err(
-                    &format!("ports[{i}].mode.local_port"),
-                    format!("{local} is already used by port {owner}"),
-                );
-                break;
-            }
-            taken.push((udp, local, *addr, p.number));
+    }
+}
+
+fn check_listen(
+    w: &mut Walk,
+    taken: &mut Vec<(bool, u16, IpAddr, u16)>,
+    i: usize,
+    number: u16,
+    listen: Listen<'_>,
+) {
+    let Listen {
+        udp,
+        bind,
+        port: local,
+        field,
+        ..
+    } = listen;
+    if local == 0 {
+        return; // any free port: the OS picks distinct ones
+    }
+    for addr in bind {
+        let clash = taken.iter().find(|(u, lp, a, _)| {
+            *u == udp
+                && *lp == local
+                && a.is_ipv4() == addr.is_ipv4()
+                && (a == addr || a.is_unspecified() || addr.is_unspecified())
+        });
+        if let Some((_, _, _, owner)) = clash {
+            let owner = if *owner == number {
+                "this port's other listener".to_owned()
+            } else {
+                format!("port {owner}")
+            };
+            w.err(
+                &format!("ports[{i}].mode.{field}"),
+                format!("{local} is already used by {owner}"),
+            );
+            break;
         }
+        taken.push((udp, local, *addr, number));
     }
 }

@@ -136,6 +136,11 @@ impl ModeView {
                 v.max_connections = m.max_connections.to_string();
                 v.alive_check_min = m.alive_check_min.to_string();
             }
+            OperationMode::RealCom(m) => {
+                v.local_port = m.data_port.to_string();
+                v.max_connections = m.max_connections.to_string();
+                v.alive_check_min = m.alive_check_min.to_string();
+            }
             OperationMode::TcpClient(m) => {
                 v.alive_check_min = m.alive_check_min.to_string();
                 v.tcp_destinations = tcp_lines(&m.destinations);
