@@ -8,6 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use ttyward_core::config::Config;
@@ -83,6 +84,20 @@ pub struct Args {
     /// Drop a session that has not taken data for this many ms.
     #[arg(long)]
     jam_timeout_ms: Option<u32>,
+    /// Secure Connection: off, encrypted (TLS 1.2/1.3) or authenticated
+    /// (mutual TLS: clients need a certificate from --tls-ca).
+    #[arg(long, default_value = "off", value_parser = ["off", "encrypted", "authenticated"])]
+    secure: String,
+    /// PEM certificate (chain) for TLS; default: a new self-signed one,
+    /// whose SHA-256 fingerprint is logged.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM file of trusted CA certificates (for --secure authenticated).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
 }
 
 pub async fn run(args: Args) -> Result<(), Failure> {
@@ -94,7 +109,12 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         }
         None => Config::from_value(&document(&args)?)?,
     };
-    serve::run(&config, |engine| {
+    let secure = config
+        .ports
+        .iter()
+        .any(|p| p.secure != ttyward_core::config::SecureConnection::Off);
+    let tls = if secure { Some(tls_source(&args, &config)?) } else { None };
+    serve::run(&config, tls, |engine| {
         for l in engine.listeners() {
             if !l.addr.ip().is_loopback() {
                 tracing::warn!(
@@ -210,12 +230,68 @@ fn document(args: &Args) -> Result<Value, Failure> {
         if let Some(ms) = args.jam_timeout_ms {
             port["sessions"] = json!({ "jam_timeout_ms": ms });
         }
+        port["secure"] = json!(args.secure);
         ports.push(port);
     }
     Ok(json!({
         "ports": ports,
         "services": { "realcom_discovery": { "port": args.dsci_port } },
     }))
+}
+
+/// The certificate and trusted CAs of `--secure`: from files, or a new
+/// self-signed certificate for the addresses the ports listen on.
+fn tls_source(
+    args: &Args,
+    config: &Config,
+) -> Result<Arc<dyn ttyward_engine::tls::TlsSource>, Failure> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use ttyward_web::cert::DeviceCert;
+
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| Failure::Config(format!("cannot read {}: {e}", p.display())))
+    };
+    let cert = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => DeviceCert::from_pem(&read(c)?, &read(k)?),
+        _ => {
+            let addrs: Vec<IpAddr> = config
+                .ports
+                .iter()
+                .flat_map(|p| p.mode.listens())
+                .flat_map(|l| l.bind.to_vec())
+                .collect();
+            DeviceCert::self_signed(&["localhost".to_owned()], &addrs)
+        }
+    }
+    .map_err(|e| Failure::Config(format!("TLS certificate: {e}")))?;
+    if args.tls_cert.is_none() {
+        tracing::info!(
+            "TLS: self-signed certificate, SHA-256 fingerprint {}",
+            cert.info().sha256_fingerprint
+        );
+    }
+    let roots = match &args.tls_ca {
+        None => None,
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for der in CertificateDer::pem_file_iter(path)
+                .map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?
+            {
+                let der = der.map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?;
+                roots
+                    .add(der)
+                    .map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?;
+            }
+            Some(roots)
+        }
+    };
+    let key = cert
+        .certified_key()
+        .map_err(|e| Failure::Config(format!("TLS certificate: {e}")))?;
+    let tls = ttyward_engine::tls::StaticTls::new(key, roots)
+        .map_err(|e| Failure::Config(format!("TLS: {e}")))?;
+    Ok(Arc::new(tls))
 }
 
 fn split_host_port(target: &str) -> Result<(String, u16), Failure> {

@@ -18,7 +18,7 @@ use ttyward_core::service::Service;
 use ttyward_engine::{EngineEvent, EventKind, EventSink};
 
 use crate::serve::{self, Failure};
-use crate::web::Web;
+use crate::web::{Certificates, Web};
 
 /// How often the store is asked whether another process changed it.
 const POLL: Duration = Duration::from_millis(250);
@@ -87,17 +87,33 @@ pub async fn serve(
         service.issue_setup_code().await.map_err(runtime)?
     };
     let sink = EventSink::new(1024);
+    // The certificates serve both planes. Without them (the data directory
+    // cannot hold them) the daemon still runs: plain ports serve, TLS ports
+    // and the console are refused and reported.
+    let certs = match Certificates::open(&service) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("no device certificate: TLS is unavailable: {e}");
+            service.record(EventId::ListenerFailed, format!("no device certificate: {e}"));
+            None
+        }
+    };
     // Start with no port, then apply the configuration like any later
     // change: a port whose address is taken stays stopped and is reported
     // (ready line, event log) while every other port serves.
-    let engine = ttyward_engine::Engine::start(&Config::default(), sink.clone())
-        .map_err(|e| Failure::Config(e.to_string()))?;
+    let engine = ttyward_engine::Engine::start_with_tls(
+        &Config::default(),
+        sink.clone(),
+        certs.as_ref().map(Certificates::data_tls),
+    )
+    .map_err(|e| Failure::Config(e.to_string()))?;
     let forwarder = tokio::spawn(forward_events(service.clone(), sink.subscribe()));
     let mut d = Daemon {
         service: service.clone(),
         engine,
         ports: tokio::sync::watch::channel(Arc::new(Vec::new())).0,
         web: None,
+        certs,
         administrator,
         started: std::time::Instant::now(),
     };
@@ -184,6 +200,9 @@ pub async fn serve(
     if let Some(web) = d.web.take() {
         web.stop().await;
     }
+    if let Some(certs) = d.certs.take() {
+        certs.stop().await;
+    }
     if !d.engine.shutdown(serve::DRAIN_GRACE).await {
         tracing::warn!(
             "some sessions did not finish within {:?}",
@@ -205,6 +224,7 @@ struct Daemon {
     /// The running ports, for the API's status pages.
     ports: tokio::sync::watch::Sender<Arc<Vec<ttyward_engine::PortHandle>>>,
     web: Option<Web>,
+    certs: Option<Certificates>,
     administrator: bool,
     started: std::time::Instant,
 }
@@ -235,19 +255,24 @@ impl Daemon {
             if let Some(old) = self.web.take() {
                 old.stop().await;
             }
-            match Web::start(
-                &self.service,
-                self.engine.gate(),
-                &config.services.web,
-                self.started,
-                self.ports.subscribe(),
-            ) {
+            let started = match &self.certs {
+                Some(certs) => Web::start(
+                    &self.service,
+                    self.engine.gate(),
+                    &config.services.web,
+                    self.started,
+                    self.ports.subscribe(),
+                    certs,
+                )
+                .map_err(|e| e.to_string()),
+                None => Err("the web console needs the device certificate, which could not be loaded or made (see the log)".to_owned()),
+            };
+            match started {
                 Ok(web) => self.web = web,
                 Err(error) => {
                     tracing::warn!("{error}");
-                    self.service
-                        .record(EventId::ListenerFailed, error.to_string());
-                    failed.push(serde_json::json!({"service": "web", "error": error.to_string()}));
+                    self.service.record(EventId::ListenerFailed, error.clone());
+                    failed.push(serde_json::json!({"service": "web", "error": error}));
                 }
             }
         }

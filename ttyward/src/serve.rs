@@ -26,9 +26,13 @@ impl From<ttyward_core::config::ConfigError> for Failure {
 }
 
 /// Start `config`; `announce` runs once everything listens.
-pub async fn run(config: &Config, on_ready: impl FnOnce(&Engine)) -> Result<(), Failure> {
-    let engine =
-        Engine::start(config, EventSink::new(256)).map_err(|e| Failure::Config(e.to_string()))?;
+pub async fn run(
+    config: &Config,
+    tls: Option<std::sync::Arc<dyn ttyward_engine::tls::TlsSource>>,
+    on_ready: impl FnOnce(&Engine),
+) -> Result<(), Failure> {
+    let engine = Engine::start_with_tls(config, EventSink::new(256), tls)
+        .map_err(|e| Failure::Config(e.to_string()))?;
     let stop = shutdown_signal().map_err(|e| Failure::Runtime(e.into()))?;
     announce(&engine, "ready", serde_json::json!({}));
     on_ready(&engine);

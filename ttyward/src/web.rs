@@ -21,12 +21,68 @@ pub const CERT_DIR: &str = "certs";
 /// Where the trusted CA certificates live inside the data directory.
 pub const CA_DIR: &str = "ca";
 
+/// The device certificate and the trusted CAs, kept for the life of the
+/// daemon: the HTTPS console and the serial ports' Secure Connection both
+/// use them, whether or not the console runs.
+#[derive(Debug)]
+pub struct Certificates {
+    /// The device certificate (self-signed, or imported).
+    pub device: Arc<DeviceTls>,
+    /// Trusted CA certificates (mutual TLS, syslog over TLS).
+    pub authorities: Arc<CaStore>,
+    /// The periodic renewal check of a self-signed certificate.
+    renewal: (CancellationToken, JoinHandle<()>),
+}
+
+impl Certificates {
+    /// Load (or make, at first start) the certificate, load the CAs, and
+    /// start checking the certificate every minute.
+    pub fn open(service: &Service) -> Result<Certificates, WebError> {
+        let (device, made) = DeviceTls::open_for(
+            &service.dir().join(CERT_DIR),
+            &HostIdentity::current(),
+            ttyward_core::store::now_s(),
+        )?;
+        made.report(service);
+        let authorities = CaStore::open(&service.dir().join(CA_DIR))?;
+        let cancel = CancellationToken::new();
+        let reporter = service.clone();
+        let renewal = tokio::spawn(keep_renewed(
+            Arc::clone(&device),
+            RENEWAL_PERIOD,
+            HostIdentity::current,
+            move |r| r.report(&reporter),
+            cancel.clone(),
+        ));
+        Ok(Certificates {
+            device,
+            authorities,
+            renewal: (cancel, renewal),
+        })
+    }
+
+    /// The certificates as the engine's source for Secure Connection.
+    pub fn data_tls(&self) -> Arc<dyn ttyward_engine::tls::TlsSource> {
+        Arc::new(ttyward_web::data_tls::DeviceDataTls::new(
+            Arc::clone(&self.device),
+            Arc::clone(&self.authorities),
+        ))
+    }
+
+    /// Stop the renewal check.
+    pub async fn stop(self) {
+        let (cancel, renewal) = self.renewal;
+        cancel.cancel();
+        if let Err(e) = renewal.await {
+            tracing::warn!("the certificate renewal task failed: {e}");
+        }
+    }
+}
+
 /// The running web server and what it was started with.
 #[derive(Debug)]
 pub struct Web {
     server: WebServer,
-    /// The periodic certificate check, stopped with the server.
-    renewal: (CancellationToken, JoinHandle<()>),
     /// The settings it runs with (a change restarts it).
     pub settings: WebService,
 }
@@ -39,39 +95,23 @@ impl Web {
         settings: &WebService,
         started: Instant,
         ports: ttyward_web::api::PortsView,
+        certs: &Certificates,
     ) -> Result<Option<Web>, WebError> {
         if !settings.enabled {
             return Ok(None);
         }
         let listeners = ttyward_web::server::bind(settings)?;
-        let (device, made) = DeviceTls::open_for(
-            &service.dir().join(CERT_DIR),
-            &HostIdentity::current(),
-            ttyward_core::store::now_s(),
-        )?;
-        made.report(service);
-        let authorities = CaStore::open(&service.dir().join(CA_DIR))?;
-        let tls = ttyward_web::tls::server_config(device.slot())?;
+        let tls = ttyward_web::tls::server_config(certs.device.slot())?;
         let app = ttyward_web::api::app(ttyward_web::api::AppState {
             service: service.clone(),
             started,
-            tls: Arc::clone(&device),
-            authorities,
+            tls: Arc::clone(&certs.device),
+            authorities: Arc::clone(&certs.authorities),
             ports,
         });
         let server = WebServer::start(listeners, app, tls, gate.clone(), service.clone());
-        let cancel = CancellationToken::new();
-        let reporter = service.clone();
-        let renewal = tokio::spawn(keep_renewed(
-            device,
-            RENEWAL_PERIOD,
-            HostIdentity::current,
-            move |r| r.report(&reporter),
-            cancel.clone(),
-        ));
         Ok(Some(Web {
             server,
-            renewal: (cancel, renewal),
             settings: settings.clone(),
         }))
     }
@@ -85,15 +125,10 @@ impl Web {
             .collect()
     }
 
-    /// Stop serving, and stop renewing the certificate.
+    /// Stop serving.
     pub async fn stop(self) {
-        let (cancel, renewal) = self.renewal;
-        cancel.cancel();
         if !self.server.stop().await {
             tracing::warn!("web console: some connections did not finish in time");
-        }
-        if let Err(e) = renewal.await {
-            tracing::warn!("web console: the certificate renewal task failed: {e}");
         }
     }
 }

@@ -1087,3 +1087,91 @@ s.close()
     assert_eq!(line.trim(), "received from the device");
     assert!(py.wait().expect("python exit").success());
 }
+
+/// The listeners of `line` (ready or applied) with this channel.
+fn channel_addrs(line: &Value, channel: &str) -> Vec<std::net::SocketAddr> {
+    line["listeners"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no listeners in {line}"))
+        .iter()
+        .filter(|l| l["channel"] == channel)
+        .map(|l| {
+            l["addr"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("a listener without an address: {l}"))
+        })
+        .collect()
+}
+
+/// Real COM from the console: Security > Services moves the discovery
+/// responder to a port the system picks, Operation Modes turns port 1
+/// (the echo simulator) into a Real COM port on any free data and command
+/// ports. A driver's first steps then work on the ports the daemon
+/// reports: data connection, command connection from the same address,
+/// PORT_INIT (9600 8N1, DTR and RTS on) answered with its 5-byte reply,
+/// and the device's echo held until then arrives on the data connection.
+#[test]
+fn real_com_chosen_in_the_console_answers_a_drivers_port_init() {
+    let mut c = Console::start(
+        "browser-realcom",
+        "sim:echo",
+        &[(ADMIN, "Administrator", ADMIN_PASSWORD)],
+    );
+    let (default_data_port, default_command_port) = ttyward_core::config::default_realcom_ports(1);
+    let result = c.browse(
+        "real-com",
+        json!({"name": ADMIN, "password": ADMIN_PASSWORD, "port": 1,
+            "default_data_port": default_data_port, "default_command_port": default_command_port}),
+    );
+    assert_eq!(result["modes"][1], "real-com", "{result}");
+
+    // Two changes, two applied lines: the discovery port, then the mode.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let applied = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = c.daemon.wait_event("applied", left);
+        if !channel_addrs(&line, "command").is_empty() {
+            break line;
+        }
+    };
+    assert_eq!(applied["failed"], json!([]), "{applied}");
+    let (data, command, dsci) = (
+        channel_addrs(&applied, "data"),
+        channel_addrs(&applied, "command"),
+        channel_addrs(&applied, "dsci"),
+    );
+    assert!(
+        data.len() == 1 && command.len() == 1,
+        "one data and one command listener: {applied}"
+    );
+    assert!(
+        dsci.len() == 1 && dsci[0].ip() == data[0].ip() && dsci[0].port() != 0,
+        "discovery answers on the Real COM port's address: {applied}"
+    );
+    let export = c.export();
+    for want in [
+        "type = \"real-com\"",
+        "data_port = 0",
+        "command_port = 0",
+        "connection_down_rts = \"goes-low\"",
+        "[services.realcom_discovery]",
+    ] {
+        assert!(export.contains(want), "the export lacks {want}:\n{export}");
+    }
+
+    // The driver's order: data first, then command from the same address.
+    let mut data = std::net::TcpStream::connect(data[0]).expect("data connection");
+    let mut command = std::net::TcpStream::connect(command[0]).expect("command connection");
+    data.write_all(b"held until PORT_INIT")
+        .expect("write on the data connection");
+    command
+        .write_all(&[0x2C, 0x08, 0x06, 0x03, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00])
+        .expect("PORT_INIT");
+    let reply = read_exact_timeout(&mut command, 5, Duration::from_secs(10));
+    assert_eq!(reply[..2], [0x2C, 0x03], "PORT_INIT's reply: {reply:02X?}");
+    assert_eq!(
+        read_exact_timeout(&mut data, 20, Duration::from_secs(10)),
+        b"held until PORT_INIT"
+    );
+}

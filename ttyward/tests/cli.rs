@@ -4,6 +4,7 @@
 
 mod support;
 
+mod attach;
 mod browser;
 mod daemon;
 mod durability;

@@ -1539,3 +1539,337 @@ fn console_adds_lists_and_removes_a_trusted_ca_certificate() {
     assert!(after.contains("is no longer trusted"), "{after}");
     assert!(after.contains(r#"id="no-authorities""#), "{after}");
 }
+
+/// Port 1 as the Real COM tests find it: a TCP Server of the echo
+/// simulator on loopback, any free port. The discovery responder is off:
+/// its UDP 4800 belongs to the host, not to one test.
+const LOOPBACK_PORT: &str = "\n[services.realcom_discovery]\nenabled = false\n\n[[ports]]\nnumber = 1\ndevice = \"sim:echo\"\n[ports.mode]\ntype = \"tcp-server\"\nbind = [\"127.0.0.1\"]\nlocal_port = 0\n";
+
+/// A browser's session on the console: its cookie, and the Origin its
+/// POSTs carry.
+struct ConsoleSession<'a> {
+    web: &'a Client,
+    cookie: String,
+    origin: String,
+}
+
+impl<'a> ConsoleSession<'a> {
+    fn login(web: &'a Client) -> ConsoleSession<'a> {
+        ConsoleSession {
+            web,
+            cookie: web.login_cookie(ADMIN, ADMIN_PASSWORD),
+            origin: format!("https://{}", web.host()),
+        }
+    }
+
+    /// The page at `path` (it must answer 200).
+    fn page(&self, path: &str) -> String {
+        let r = self
+            .web
+            .request("GET", path, &[("Cookie", &self.cookie)], b"")
+            .expect("GET");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        r.text()
+    }
+
+    /// Submit a form to `path`, as the page's form would.
+    fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.web
+            .request(
+                "POST",
+                path,
+                &[
+                    ("Cookie", &self.cookie),
+                    ("Origin", &self.origin),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                body.as_bytes(),
+            )
+            .expect("POST")
+    }
+}
+
+/// The listeners of `line` (ready or applied) with this channel, as
+/// (mode, address).
+fn listeners_on(line: &Value, channel: &str) -> Vec<(String, SocketAddr)> {
+    line["listeners"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no listeners in {line}"))
+        .iter()
+        .filter(|l| l["channel"] == channel)
+        .map(|l| {
+            let addr = l["addr"]
+                .as_str()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("a listener without an address: {l}"));
+            (l["mode"].as_str().unwrap_or_default().to_owned(), addr)
+        })
+        .collect()
+}
+
+/// Operation Modes in the console, with a browser's requests: a command
+/// port of 70000 is refused naming the field (and kept in the form,
+/// nothing stored); Real COM on two chosen ports is stored with them
+/// (the listen address carried over from the TCP Server) and the daemon
+/// listens on both, the command port as a `command` channel; back to TCP
+/// Server, its optional command port listens too. Security > Services
+/// then turns the discovery responder on at any free port, and refuses
+/// port 70000 naming it.
+#[test]
+fn console_switches_a_port_to_real_com_and_its_command_port_listens() {
+    let mut d = start("web-realcom-console", LOOPBACK_PORT, false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let console = ConsoleSession::login(&d.web);
+    let page = console.page("/serial/modes");
+    assert!(
+        page.contains(r#"<option value="real-com">Real COM</option>"#),
+        "{page}"
+    );
+    // NPort's defaults for port 1, shown until Real COM is chosen.
+    for default in [r#"value="950""#, r#"value="966""#] {
+        assert!(page.contains(default), "{default} not shown: {page}");
+    }
+    let csrf = csrf_of(&page);
+    let base = free_port_base(3);
+    let (data, command, server_command) = (base + 1, base + 2, base + 3);
+    let real_com = |command_port: &str| {
+        console.post(
+            "/serial/modes/1",
+            &[
+                ("csrf", &csrf),
+                ("mode", "real-com"),
+                ("data_port", &data.to_string()),
+                ("command_port", command_port),
+                ("max_connections", "2"),
+                ("alive_check_min", "7"),
+                ("allow_driver_control", "on"),
+                ("connection_down_rts", "goes-low"),
+                ("connection_down_dtr", "always-high"),
+            ],
+        )
+    };
+    let mode = |web: &Client| {
+        let config = web.get("/api/v1/config", Some(&admin));
+        assert_eq!(config.status, 200, "{}", config.text());
+        config.json()["ports"][0]["mode"].clone()
+    };
+
+    let r = real_com("70000");
+    assert_eq!(r.status, 422, "command port 70000: {}", r.text());
+    let refused = r.text();
+    assert!(refused.contains("ports[0].mode.command_port"), "{refused}");
+    assert!(
+        refused.contains(r#"value="70000""#),
+        "the refused port is kept for correction: {refused}"
+    );
+    assert_eq!(
+        mode(&d.web)["type"],
+        "tcp-server",
+        "a refused change was stored"
+    );
+
+    let r = real_com(&command.to_string());
+    assert_eq!(r.status, 200, "Real COM: {}", r.text());
+    assert!(
+        r.text().contains("Port 1 restarted in its new mode."),
+        "{}",
+        r.text()
+    );
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(applied["failed"], json!([]), "{applied}");
+    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(
+        listeners_on(&applied, "data"),
+        [("real-com".to_owned(), at(data))],
+        "{applied}"
+    );
+    assert_eq!(
+        listeners_on(&applied, "command"),
+        [("real-com".to_owned(), at(command))],
+        "{applied}"
+    );
+    assert_eq!(
+        mode(&d.web),
+        json!({
+            "type": "real-com", "bind": ["127.0.0.1"], "data_port": data,
+            "command_port": command, "max_connections": 2, "alive_check_min": 7,
+            "allow_driver_control": true, "connection_down_rts": "goes-low",
+            "connection_down_dtr": "always-high",
+        })
+    );
+    let shown = console.page("/serial/modes");
+    assert!(
+        shown.contains(r#"<option value="real-com" selected>"#)
+            && shown.contains(&format!(r#"value="{command}""#)),
+        "{shown}"
+    );
+
+    let r = console.post(
+        "/serial/modes/1",
+        &[
+            ("csrf", &csrf),
+            ("mode", "tcp-server"),
+            ("local_port", "0"),
+            ("max_connections", "1"),
+            ("alive_check_min", "7"),
+            ("inactivity_ms", "0"),
+            ("server_command_port", &server_command.to_string()),
+        ],
+    );
+    assert_eq!(r.status, 200, "TCP Server: {}", r.text());
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(
+        listeners_on(&applied, "command"),
+        [("tcp-server".to_owned(), at(server_command))],
+        "{applied}"
+    );
+    let stored = mode(&d.web);
+    assert_eq!(stored["command_port"], server_command, "{stored}");
+    assert_eq!(stored["bind"], json!(["127.0.0.1"]), "{stored}");
+    assert!(stored.get("data_port").is_none(), "{stored}");
+
+    // Back to Real COM on any free ports, then the discovery responder.
+    let r = console.post(
+        "/serial/modes/1",
+        &[
+            ("csrf", &csrf),
+            ("mode", "real-com"),
+            ("data_port", "0"),
+            ("command_port", "0"),
+            ("max_connections", "1"),
+            ("alive_check_min", "7"),
+            ("connection_down_rts", "always-high"),
+            ("connection_down_dtr", "always-high"),
+        ],
+    );
+    assert_eq!(r.status, 200, "Real COM on any free ports: {}", r.text());
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    assert!(
+        listeners_on(&applied, "dsci").is_empty(),
+        "discovery is off: {applied}"
+    );
+    let services = console.page("/security/services");
+    assert!(
+        services.contains("Real COM discovery (UDP 4800)")
+            && services.contains(
+                r#"name="discovery_port" type="number" min="0" max="65535" value="4800""#
+            ),
+        "{services}"
+    );
+    let discovery = |port: &str| {
+        console.post(
+            "/security/services",
+            &[
+                ("csrf", &csrf),
+                ("section", "discovery"),
+                ("discovery_enabled", "on"),
+                ("discovery_port", port),
+            ],
+        )
+    };
+    let r = discovery("70000");
+    assert_eq!(r.status, 422, "discovery port 70000: {}", r.text());
+    assert!(
+        r.text().contains("services.realcom_discovery.port"),
+        "{}",
+        r.text()
+    );
+    let r = discovery("0");
+    assert_eq!(r.status, 200, "discovery on: {}", r.text());
+    assert!(
+        r.text().contains("Real COM discovery follows"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        !r.text().contains(r#"id="moved""#),
+        "the console did not move: {}",
+        r.text()
+    );
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    let dsci = listeners_on(&applied, "dsci");
+    assert!(
+        dsci.len() == 1 && dsci[0].1.ip() == at(0).ip() && dsci[0].1.port() != 0,
+        "one responder on the Real COM port's address: {applied}"
+    );
+    assert_eq!(web_addr(&applied), d.web.addr, "{applied}");
+    let config = d.web.get("/api/v1/config", Some(&admin)).json();
+    assert_eq!(
+        config["services"]["realcom_discovery"],
+        json!({"enabled": true, "port": 0}),
+        "{config}"
+    );
+}
+
+/// The REST API stores a Real COM port with the defaults filled in, gives
+/// it back in the same shape (sent back unchanged, it changes nothing),
+/// names a bad line level, and the daemon listens on its data and command
+/// ports.
+#[test]
+fn rest_api_round_trips_a_real_com_port() {
+    let mut d = start(
+        "web-realcom-api",
+        "\n[services.realcom_discovery]\nenabled = false\n",
+        false,
+    );
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let port = |mode: Value| json!({"ports": [{"number": 1, "device": "sim:echo", "mode": mode}]});
+    let sent = json!({"type": "real-com", "bind": ["127.0.0.1"], "data_port": 0,
+        "command_port": 0, "connection_down_dtr": "goes-low"});
+    let r = d
+        .web
+        .json("PATCH", "/api/v1/config", Some(&admin), &port(sent));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(applied["failed"], json!([]), "{applied}");
+    for channel in ["data", "command"] {
+        let bound = listeners_on(&applied, channel);
+        assert!(
+            bound.len() == 1 && bound[0].0 == "real-com" && bound[0].1.port() != 0,
+            "one {channel} listener: {applied}"
+        );
+    }
+
+    let config = d.web.get("/api/v1/config", Some(&admin));
+    assert_eq!(config.status, 200, "{}", config.text());
+    let config = config.json();
+    let stored = config["ports"][0]["mode"].clone();
+    assert_eq!(
+        stored,
+        json!({
+            "type": "real-com", "bind": ["127.0.0.1"], "data_port": 0, "command_port": 0,
+            "max_connections": 1, "alive_check_min": 7, "allow_driver_control": false,
+            "connection_down_rts": "always-high", "connection_down_dtr": "goes-low",
+        })
+    );
+    let r = d.web.json(
+        "PATCH",
+        "/api/v1/config",
+        Some(&admin),
+        &json!({"ports": config["ports"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["changed"], json!([]), "the same document again");
+
+    let mut bad = stored.clone();
+    bad["connection_down_rts"] = json!("sideways");
+    let r = d
+        .web
+        .json("PATCH", "/api/v1/config", Some(&admin), &port(bad));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.error_code(), "invalid-config");
+    let fields = r.json()["error"]["fields"].clone();
+    assert_eq!(
+        fields[0]["path"], "ports[0].mode.connection_down_rts",
+        "{fields}"
+    );
+    assert_eq!(
+        d.web.get("/api/v1/config", Some(&admin)).json()["ports"][0]["mode"],
+        stored
+    );
+}

@@ -1,7 +1,8 @@
 //! The ttyward data plane.
 //!
 //! One [`port`] actor per serial port owns the device; the operation-mode
-//! front-ends ([`tcp_server`], [`tcp_client`], [`udp`], RFC 2217) own the
+//! front-ends ([`tcp_server`], [`tcp_client`], [`udp`], RFC 2217, Pair
+//! Connection) own the
 //! network side and talk to the actor through [`port::Session`]s. [`Engine`]
 //! binds everything a [`Config`] asks for, starts it, and stops it.
 //!
@@ -16,16 +17,19 @@ pub mod gate;
 mod inbound;
 pub mod net;
 pub mod outbox;
+mod pair;
 pub mod port;
 mod raw;
 mod realcom;
 mod rfc2217;
 pub mod tcp_client;
 pub mod tcp_server;
+pub mod tls;
 pub mod udp;
 mod unit;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -73,6 +77,7 @@ pub enum EngineError {
 #[derive(Debug)]
 pub struct Engine {
     units: Vec<unit::PortUnit>,
+    tls: Option<Arc<dyn tls::TlsSource>>,
     discovery: Option<dsci::Responder>,
     gate: gate::Gate,
     events: EventSink,
@@ -88,6 +93,17 @@ impl Engine {
     /// Nothing is started unless everything could be bound. Must run inside
     /// a tokio runtime.
     pub fn start(config: &Config, events: EventSink) -> Result<Engine, EngineError> {
+        Engine::start_with_tls(config, events, None)
+    }
+
+    /// [`Engine::start`], with the certificates ports with a Secure
+    /// Connection use (without, their connections are refused and
+    /// reported).
+    pub fn start_with_tls(
+        config: &Config,
+        events: EventSink,
+        tls: Option<Arc<dyn tls::TlsSource>>,
+    ) -> Result<Engine, EngineError> {
         let mut bound = Vec::new();
         for p in &config.ports {
             bound.push(unit::bind(p)?);
@@ -99,12 +115,13 @@ impl Engine {
             .iter()
             .zip(bound)
             .map(|(p, (sockets, listeners))| {
-                unit::PortUnit::start(p, sockets, listeners, &gate, &events, &cancel)
+                unit::PortUnit::start(p, sockets, listeners, &gate, &events, &cancel, tls.as_ref())
             })
             .collect();
         let discovery = start_discovery(config, &gate, &cancel);
         Ok(Engine {
             units,
+            tls,
             discovery,
             gate,
             events,
@@ -157,6 +174,7 @@ impl Engine {
                     &self.gate,
                     &self.events,
                     &self.cancel,
+                    self.tls.as_ref(),
                 )),
                 Err(e) => failures.push((p.number, e)),
             }

@@ -93,6 +93,14 @@ pub async fn write_chunks<W: AsyncWriteExt + Unpin>(
     Ok(())
 }
 
+/// An accepted or opened data connection, with or without TLS.
+pub(crate) enum Conn {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS on TCP (boxed: the TLS state is large).
+    Tls(Box<crate::tls::TlsStream>),
+}
+
 /// The writing side of a [`TcpStream`] that is shared (behind an `Arc`)
 /// with the port actor, which may write to it directly (see
 /// [`crate::outbox`]). tokio's own write halves need `&mut` or ownership;

@@ -75,6 +75,9 @@ pub(crate) struct Params {
     pub driver: bool,
     /// TCP Server's inactivity time (Real COM has none).
     pub inactivity: Option<Duration>,
+    /// Secure Connection of the data connections (the command connection
+    /// stays plain, as Moxa's driver keeps it: spec §10).
+    pub tls: crate::tls::PortTls,
 }
 
 impl Params {
@@ -83,6 +86,7 @@ impl Params {
         m: &ttyward_core::config::TcpServerMode,
         command_port: u16,
         settings: &SerialSettings,
+        tls: &crate::tls::PortTls,
     ) -> Params {
         Params {
             mode: RealComMode {
@@ -100,6 +104,7 @@ impl Params {
             driver: false,
             inactivity: (m.inactivity_ms > 0)
                 .then(|| Duration::from_millis(m.inactivity_ms.into())),
+            tls: tls.clone(),
         }
     }
 }
@@ -256,6 +261,11 @@ impl Shared {
     }
 
     async fn serve_data(&self, stream: TcpStream, peer: SocketAddr) {
+        let tls = &self.params.tls;
+        let secured = crate::tcp_server::secure(stream, peer, &self.port, tls, &self.events);
+        let Some(conn) = secured.await else {
+            return;
+        };
         let session = match self.port.attach(peer).await {
             Ok(s) => s,
             Err(e) => return self.refuse(peer, &e.to_string()),
@@ -284,7 +294,7 @@ impl Shared {
             }
         }
         let reason = crate::raw::pump(
-            stream,
+            conn,
             &link.session,
             Vec::new(),
             self.params.inactivity,

@@ -7,23 +7,36 @@
 //! request with the state it has — pyserial waits for those answers.
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use ttyward_proto::rfc2217::{ComPortCommand, Rfc2217Server, ServerEvent};
 use ttyward_serial::{
     BaudRate, DataBits, FlowControl, FlushDirection, Parity, SerialSettings, StopBits,
 };
 
-use crate::net::NET_READ;
+use crate::net::{Conn, NET_READ};
 use crate::port::{Control, PortSnapshot, SerialChange, Session};
 
 /// How long a telnet BREAK command holds the line in break.
 const TELNET_BREAK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Serve one RFC 2217 client until it leaves; returns why, in words.
-pub(crate) async fn serve(
-    mut stream: TcpStream,
+pub(crate) async fn serve(conn: Conn, session: &Session, cancel: &CancellationToken) -> String {
+    match conn {
+        Conn::Plain(mut s) => {
+            let (rd, wr) = s.split();
+            serve_halves(rd, wr, session, cancel).await
+        }
+        Conn::Tls(tls) => {
+            let (rd, wr) = tokio::io::split(*tls);
+            serve_halves(rd, wr, session, cancel).await
+        }
+    }
+}
+
+async fn serve_halves<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut rd: R,
+    mut wr: W,
     session: &Session,
     cancel: &CancellationToken,
 ) -> String {
@@ -36,7 +49,6 @@ pub(crate) async fn serve(
     let mut out = Vec::with_capacity(256);
     server.start(&mut out);
     let mut modem = session.port().watch_modem();
-    let (mut rd, mut wr) = stream.split();
     let mut rbuf = BytesMut::with_capacity(NET_READ);
     let mut events = Vec::new();
     let mut chunks: Vec<Bytes> = Vec::new();

@@ -22,12 +22,15 @@ use ttyward_core::config::{ConnectOn, DisconnectOn, TcpClientMode, TcpDestinatio
 use ttyward_serial::ModemStatus;
 
 use crate::event::{EventKind, EventSink};
+use crate::net::Conn;
 use crate::port::{PortHandle, PortState, Session};
+use crate::tls::PortTls;
 
 /// Start one connection loop per destination.
 pub(crate) fn spawn(
     port: PortHandle,
     mode: &TcpClientMode,
+    tls: &PortTls,
     events: EventSink,
     cancel: CancellationToken,
     tracker: &TaskTracker,
@@ -36,6 +39,7 @@ pub(crate) fn spawn(
         let client = Client {
             port: port.clone(),
             mode: mode.clone(),
+            tls: tls.clone(),
             dest: dest.clone(),
             events: events.clone(),
             cancel: cancel.clone(),
@@ -47,6 +51,7 @@ pub(crate) fn spawn(
 struct Client {
     port: PortHandle,
     mode: TcpClientMode,
+    tls: PortTls,
     dest: TcpDestination,
     events: EventSink,
     cancel: CancellationToken,
@@ -107,9 +112,7 @@ impl Client {
                 }
             };
             backoff = min;
-            let peer = stream
-                .peer_addr()
-                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            let (conn, peer) = stream;
             let session = match session {
                 Some(s) => s,
                 None => match self.port.attach(peer).await {
@@ -134,7 +137,7 @@ impl Client {
                 }
             };
             let reason =
-                crate::raw::pump(stream, &session, initial, inactivity, &self.cancel, stop).await;
+                crate::raw::pump(conn, &session, initial, inactivity, &self.cancel, stop).await;
             drop(session);
             self.events.emit(
                 self.port.number(),
@@ -192,7 +195,21 @@ impl Client {
         }
     }
 
-    async fn connect(&self) -> Result<TcpStream, String> {
+    /// Connect, then start TLS if the port's Secure Connection asks for it
+    /// (a failed handshake counts as a failed connection: backoff, retry).
+    async fn connect(&self) -> Result<(Conn, SocketAddr), String> {
+        let stream = self.connect_tcp().await?;
+        let peer = stream
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        if !self.tls.on() {
+            return Ok((Conn::Plain(stream), peer));
+        }
+        let tls = self.tls.connect(stream, &self.dest.host).await?;
+        Ok((Conn::Tls(Box::new(tls)), peer))
+    }
+
+    async fn connect_tcp(&self) -> Result<TcpStream, String> {
         let addrs: Vec<SocketAddr> = match self.dest.host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, self.dest.port)],
             Err(_) => tokio::net::lookup_host((self.dest.host.as_str(), self.dest.port))

@@ -36,6 +36,7 @@ pub(crate) struct ServerParams {
     pub max_connections: u16,
     pub alive_check_min: u8,
     pub inactivity: Option<Duration>,
+    pub tls: crate::tls::PortTls,
 }
 
 /// Accept on every listener of a port until cancelled.
@@ -139,6 +140,10 @@ async fn serve(
     if let Err(e) = crate::net::configure_stream(&stream, params.alive_check_min) {
         tracing::debug!("socket options for {peer}: {e}");
     }
+    let conn = match secure(stream, peer, &port, &params.tls, &events).await {
+        Some(c) => c,
+        None => return,
+    };
     let session = match port.attach(peer).await {
         Ok(s) => s,
         Err(e) => {
@@ -158,7 +163,7 @@ async fn serve(
     let reason = match params.protocol {
         Protocol::Raw => {
             crate::raw::pump(
-                stream,
+                conn,
                 &session,
                 Vec::new(),
                 params.inactivity,
@@ -169,7 +174,31 @@ async fn serve(
         }
         // Boxed: the RFC 2217 state is 2.5 KiB that a raw session would
         // otherwise carry in its task too.
-        Protocol::Rfc2217 => Box::pin(crate::rfc2217::serve(stream, &session, &cancel)).await,
+        Protocol::Rfc2217 => Box::pin(crate::rfc2217::serve(conn, &session, &cancel)).await,
     };
     events.emit(port.number(), EventKind::SessionClosed { peer, reason });
+}
+
+/// The connection as the port's Secure Connection setting wants it: TLS
+/// accepted, or plain. A failed handshake is refused and reported (the
+/// peer spoke plain TCP, an old TLS version, or had no acceptable
+/// certificate).
+pub(crate) async fn secure(
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: &PortHandle,
+    tls: &crate::tls::PortTls,
+    events: &EventSink,
+) -> Option<crate::net::Conn> {
+    if !tls.on() {
+        return Some(crate::net::Conn::Plain(stream));
+    }
+    match tls.accept(stream).await {
+        Ok(s) => Some(crate::net::Conn::Tls(Box::new(s))),
+        Err(reason) => {
+            add(&port.counters().connections_refused, 1);
+            events.emit(port.number(), EventKind::ConnectionRefused { peer, reason });
+            None
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! (live configuration changes restart only the ports that changed).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -11,9 +12,10 @@ use tokio_util::task::TaskTracker;
 use ttyward_core::config::{OperationMode, PortConfig};
 
 use crate::gate::Gate;
+use crate::tls::{PortTls, TlsSource};
 use crate::{
-    BoundListener, EngineError, EventSink, PortHandle, net, port, realcom, tcp_client, tcp_server,
-    udp,
+    BoundListener, EngineError, EventSink, PortHandle, net, pair, port, realcom, tcp_client,
+    tcp_server, udp,
 };
 
 /// Sockets of one port, bound before anything starts.
@@ -82,7 +84,10 @@ pub(crate) fn bind(config: &PortConfig) -> Result<(Bound, Vec<BoundListener>), E
         tcp.push(bound_tcp);
     }
     let bound = match (&config.mode, tcp.len()) {
-        (OperationMode::Disabled | OperationMode::TcpClient(_), _) => Bound::None,
+        (
+            OperationMode::Disabled | OperationMode::TcpClient(_) | OperationMode::PairMaster(_),
+            _,
+        ) => Bound::None,
         (OperationMode::Udp(_), _) => Bound::Udp(udp),
         (OperationMode::RealCom(_) | OperationMode::TcpServer(_), 2) => {
             let command = tcp.pop().unwrap_or_default();
@@ -103,6 +108,7 @@ impl PortUnit {
         gate: &Gate,
         events: &EventSink,
         parent: &CancellationToken,
+        tls_source: Option<&Arc<dyn TlsSource>>,
     ) -> PortUnit {
         let cancel = parent.child_token();
         let tracker = TaskTracker::new();
@@ -117,11 +123,16 @@ impl PortUnit {
             return unit;
         }
         let handle = port::spawn(config, events.clone(), cancel.clone(), &tracker);
+        let tls = PortTls {
+            mode: config.secure,
+            source: tls_source.cloned(),
+            handshake_timeout: gate.handshake_timeout(),
+        };
         let (ev, c) = (events.clone(), cancel);
         match (&config.mode, sockets) {
             (OperationMode::TcpServer(m), Bound::RealCom(data, command)) => {
                 let port = m.command_port.unwrap_or_default();
-                let params = realcom::Params::tcp_server(m, port, &config.serial);
+                let params = realcom::Params::tcp_server(m, port, &config.serial, &tls);
                 realcom::spawn(
                     data,
                     command,
@@ -140,6 +151,7 @@ impl PortUnit {
                     alive_check_min: m.alive_check_min,
                     inactivity: (m.inactivity_ms > 0)
                         .then(|| Duration::from_millis(m.inactivity_ms.into())),
+                    tls: tls.clone(),
                 };
                 tcp_server::spawn(ls, handle.clone(), params, gate.clone(), ev, c, &tracker);
             }
@@ -149,6 +161,7 @@ impl PortUnit {
                     max_connections: m.max_connections,
                     alive_check_min: m.alive_check_min,
                     inactivity: None,
+                    tls: tls.clone(),
                 };
                 tcp_server::spawn(ls, handle.clone(), params, gate.clone(), ev, c, &tracker);
             }
@@ -158,6 +171,7 @@ impl PortUnit {
                     settings: config.serial.clone(),
                     driver: true,
                     inactivity: None,
+                    tls: tls.clone(),
                 };
                 realcom::spawn(
                     data,
@@ -174,7 +188,13 @@ impl PortUnit {
                 udp::spawn(ss, handle.clone(), m, gate.clone(), ev, c, &tracker)
             }
             (OperationMode::TcpClient(m), _) => {
-                tcp_client::spawn(handle.clone(), m, ev, c, &tracker)
+                tcp_client::spawn(handle.clone(), m, &tls, ev, c, &tracker)
+            }
+            (OperationMode::PairSlave(m), Bound::Tcp(ls)) => {
+                pair::spawn_slave(ls, handle.clone(), m, gate.clone(), ev, c, &tracker)
+            }
+            (OperationMode::PairMaster(m), _) => {
+                pair::spawn_master(handle.clone(), m, ev, c, &tracker)
             }
             _ => {}
         }

@@ -15,6 +15,8 @@ use ttyward_serial::{DeviceSpec, SerialSettings};
 
 #[path = "engine/realcom.rs"]
 mod realcom;
+#[path = "engine/pair.rs"]
+mod pair;
 
 const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
 const WAIT: Duration = Duration::from_secs(10);
@@ -28,6 +30,7 @@ fn port_config(fake: &FakeHandle, mode: OperationMode) -> PortConfig {
         packing: Packing::default(),
         sessions: SessionPolicy::default(),
         mode,
+        secure: SecureConnection::Off,
     }
 }
 

@@ -9,8 +9,11 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+
 use crate::dsci;
 use crate::packing::{BUFFER_SIZE, DelimiterProcess, Packer, PackingConfig};
+use crate::pair;
 use crate::realcom::{
     AliveAction, AlivePoller, AliveTiming, CommandDecoder, Decoded, HostEvent, ModemInputs,
     NotifyTracker, Reply, ReplyDecoder,
@@ -360,6 +363,57 @@ pub fn dsci(data: &[u8]) {
     }
 }
 
+/// Pair Connection frames: the stream decoded whole and in chunks (the
+/// first byte picks the chunk size) gives the same frames and the same
+/// error; decoded frames encode and decode back to themselves; nothing
+/// more than one frame is ever held. Fed twice: as given (almost always
+/// refused for lacking a hello) and after a valid hello, so the checks past
+/// the handshake are reached.
+pub fn pair(data: &[u8]) {
+    let Some((&ctl, stream)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(ctl) * 17 + 1;
+    let mut greeted = BytesMut::new();
+    pair::Frame::Hello.encode(&mut greeted);
+    greeted.extend_from_slice(stream);
+    for input in [stream, &greeted[..]] {
+        let whole = pair_decode_in_chunks(input, input.len().max(1));
+        let chunked = pair_decode_in_chunks(input, chunk);
+        assert_eq!(whole, chunked);
+        let (frames, _) = whole;
+        let mut again = BytesMut::new();
+        for frame in &frames {
+            frame.encode(&mut again);
+        }
+        assert_eq!(
+            pair_decode_in_chunks(&again, again.len().max(1)),
+            (frames, None)
+        );
+    }
+}
+
+fn pair_decode_in_chunks(
+    stream: &[u8],
+    chunk: usize,
+) -> (Vec<pair::Frame>, Option<pair::DecodeError>) {
+    let mut decoder = pair::Decoder::new();
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    for piece in stream.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(e) => return (frames, Some(e)),
+            }
+        }
+        assert!(buf.len() < pair::HEADER_LEN + pair::MAX_DATA);
+    }
+    (frames, None)
+}
+
 fn decode_in_chunks(stream: &[u8], binary: bool, chunk: usize) -> Vec<TelnetEvent> {
     let mut decoder = TelnetDecoder::new();
     decoder.set_binary(binary);
@@ -508,6 +562,23 @@ mod tests {
             })
     }
 
+    /// Pair frames with the right length mostly, a wrong type or length now
+    /// and then.
+    fn pair_stream() -> impl Strategy<Value = Vec<u8>> {
+        let frame = (
+            prop_oneof![4 => 1u8..4, 1 => any::<u8>()],
+            prop_oneof![4 => 0u16..40, 1 => any::<u16>()],
+            vec(any::<u8>(), 0..40),
+        )
+            .prop_map(|(kind, len, body)| {
+                let mut v = vec![kind];
+                v.extend(len.to_be_bytes());
+                v.extend(body.into_iter().take(usize::from(len)));
+                v
+            });
+        vec(frame, 0..32).prop_map(|f| f.concat())
+    }
+
     proptest! {
         #[test]
         fn fuzz_telnet_never_panics(data in vec(any::<u8>(), 0..4096)) {
@@ -563,6 +634,18 @@ mod tests {
         }
 
         #[test]
+        fn fuzz_pair_never_panics(data in vec(any::<u8>(), 0..4096)) {
+            pair(&data);
+        }
+
+        #[test]
+        fn fuzz_pair_never_panics_on_plausible_streams(ctl in any::<u8>(), data in pair_stream()) {
+            let mut input = vec![ctl];
+            input.extend(data);
+            pair(&input);
+        }
+
+        #[test]
         fn fuzz_dsci_never_panics(data in vec(any::<u8>(), 0..128)) {
             dsci(&data);
         }
@@ -609,6 +692,7 @@ mod tests {
             realcom_commands(case);
             realcom_replies(case);
             dsci(case);
+            pair(case);
         }
     }
 }

@@ -13,6 +13,8 @@
 //!   replies, NOTIFY generation and alive polling.
 //! * [`dsci`]: the UDP 4800 "DSCI" probes the Real COM driver sends, and
 //!   their answers.
+//! * [`pair`]: the frames two ttyward ports in Pair Connection mode
+//!   exchange (data, modem lines, hello).
 //!
 //! What it does **not** do: no sockets, no tokio, no reading of the clock.
 //! Callers feed received bytes in, collect bytes to send from `out` buffers,
@@ -23,6 +25,7 @@
 
 pub mod dsci;
 pub mod packing;
+pub mod pair;
 pub mod realcom;
 pub mod rfc2217;
 pub mod rfc2217_client;

@@ -31,15 +31,16 @@
 //!   on). The parity is therefore inferred: `CMSPAR` → mark or space,
 //!   `PARODD` → odd, `INPCK` alone → even, none of them → the caller's
 //!   [`Assumptions::parity`]; data bits come from [`Assumptions::data_bits`].
-//!   pyserial and minicom set even parity without `INPCK`: give
-//!   `--parity even` to `ttyward attach` for them.
+//!   pyserial (like any program that does not check parity on input) sets
+//!   even parity without `INPCK`: give `--parity even` to `ttyward attach`
+//!   for it.
 //! * **DTR and RTS.** `TIOCMGET`, `TIOCMSET`, `TIOCMBIS` and `TIOCMBIC` on
 //!   a pty slave fail with `ENOTTY` and leave no trace on the master.
 //!   Only hanging up with speed `B0` is seen (as `Dtr(false)`).
 //! * **Break.** `tcsendbreak` and `TIOCSBRK`/`TIOCCBRK` succeed on a pty
 //!   slave and do nothing: no status bit, nothing to read.
 //! * **Changes that keep `EXTPROC` off.** A program that clears `EXTPROC`
-//!   (minicom writes `c_lflag = 0`) is reported once, for that change; the
+//!   (some write `c_lflag = 0`) is reported once, for that change; the
 //!   reader then sets `EXTPROC` again through the master. A second change
 //!   made before that is not reported.
 //! * **Order against data.** A status byte is returned before data the
@@ -668,6 +669,22 @@ mod tests {
                 PtyEvent::Settings(s) => assert_eq!(s.baud.get(), 4800),
                 other => panic!("{other:?}"),
             }
+        });
+    }
+
+    /// What a pty can not report, pinned: the driver drops PARENB and CS7.
+    #[test]
+    fn pty_driver_hides_data_bits_and_parity_enable() {
+        runtime().block_on(async {
+            let pty = HostPty::open(Assumptions::default()).unwrap();
+            let slave = open_slave(&pty);
+            let mut t = sys::tcgets2(slave.as_fd()).unwrap();
+            t.c_cflag = (t.c_cflag & !libc::CSIZE) | libc::CS7 | libc::PARENB | libc::PARODD;
+            sys::tcsets2(slave.as_fd(), &t).unwrap();
+            let seen = sys::tcgets2(pty.master.get_ref().as_fd()).unwrap();
+            assert_eq!(seen.c_cflag & libc::CSIZE, libc::CS8);
+            assert_eq!(seen.c_cflag & libc::PARENB, 0);
+            assert_ne!(seen.c_cflag & libc::PARODD, 0);
         });
     }
 

@@ -22,6 +22,7 @@ pub mod api;
 pub mod ca;
 pub mod cert;
 pub mod console;
+pub mod data_tls;
 pub mod headers;
 pub mod server;
 pub mod tls;

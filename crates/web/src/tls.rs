@@ -74,10 +74,8 @@ impl ResolvesServerCert for CertSlot {
 
 /// The crypto provider every TLS endpoint of ttyward uses.
 pub fn provider() -> CryptoProvider {
-    use rustls::crypto::aws_lc_rs::{self, kx_group};
-    let mut p = aws_lc_rs::default_provider();
-    p.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
-    p
+    // One provider for every TLS endpoint: the data channels' too.
+    ttyward_engine::tls::provider()
 }
 
 /// The server configuration of the HTTPS listener (HTTP/2 and HTTP/1.1 by

@@ -702,7 +702,8 @@ const scenarios = {
   // in again.
   async services(b) {
     await b.login(args.name, args.password);
-    const form = 'form[action="/security/services"]';
+    // The web section's form (Real COM discovery has one of its own).
+    const form = "#web form";
     await b.visit("/security/services", "page");
     expectEqual(await b.page.inputValue(`${form} input[name="https_port"]`), "0", "the HTTPS port at the start");
     expectEqual(await b.count("#moved"), 0, "a move announced before any change");
@@ -854,6 +855,62 @@ const scenarios = {
     expectEqual(await b.page.inputValue(field("local_port")), String(args.local_port), "the local port after a reload");
     expectEqual(await b.page.inputValue(field("max_connections")), "1", "max connections after a reload");
     return { refusals };
+  },
+
+  // Security > Services, then Serial Port Settings > Operation Modes:
+  // Real COM discovery moves to a port the system picks; port N becomes a
+  // Real COM port on any free data and command ports (0), RTS going low
+  // when the connection goes down. The Rust side then connects as Moxa's
+  // driver would.
+  async "real-com"(b) {
+    await b.login(args.name, args.password);
+    const discovery = "#realcom-discovery form";
+    const notice = () => b.text("main .notice");
+    await b.visit("/security/services", "services");
+    expectEqual(await b.text("#realcom-discovery h2"), "Real COM discovery (UDP 4800)", "the discovery section's title");
+    expect(await b.page.isChecked(`${discovery} [name="discovery_enabled"]`), "Real COM discovery is off at the start");
+    expectEqual(await b.page.inputValue(`${discovery} [name="discovery_port"]`), "4800", "the discovery port at the start");
+    await b.page.fill(`${discovery} [name="discovery_port"]`, "0");
+    await b.submit(discovery, "discovery-saved", { status: 200, landsOn: "/security/services" });
+    expect((await notice()).startsWith("Saved") && (await notice()).includes("Real COM discovery"), `notice after saving discovery: ${await notice()}`);
+    expectEqual(await b.count("#moved"), 0, "the console announced a move for a discovery change");
+    expectEqual(await b.page.inputValue(`${discovery} [name="discovery_port"]`), "0", "the discovery port after saving");
+    expectEqual(await b.page.inputValue('#web [name="https_port"]'), "0", "the web section after a discovery change");
+
+    const form = `#mode-${args.port} form`;
+    const field = (name) => `${form} [name="${name}"]`;
+    const realCom = ["data_port", "command_port", "max_connections", "alive_check_min", "connection_down_rts", "connection_down_dtr", "allow_driver_control"];
+    const notRealCom = ["local_port", "inactivity_ms", "server_command_port", "tcp_destinations", "udp_destinations"];
+    await b.visit("/serial/modes", "modes");
+    expectEqual(await b.page.inputValue(field("mode")), "tcp-server", `port ${args.port}'s mode at the start`);
+    expect(await b.page.isHidden(field("data_port")), "Real COM's data port shown for a TCP Server");
+    expect(await b.page.isVisible(field("server_command_port")), "a TCP Server's command port is hidden");
+    const modes = await b.page.$$eval(`${field("mode")} option`, (os) => os.map((o) => o.value));
+    expectEqual(modes.slice(0, 2).join(","), "disabled,real-com", "Real COM's place in the mode list");
+
+    await b.page.selectOption(field("mode"), "real-com");
+    for (const name of realCom) expect(await b.page.isVisible(field(name)), `Real COM's ${name} is hidden`);
+    for (const name of notRealCom) expect(await b.page.isHidden(field(name)), `${name} shown for Real COM`);
+    expectEqual(await b.page.inputValue(field("data_port")), String(args.default_data_port), "the NPort's default data port");
+    expectEqual(await b.page.inputValue(field("command_port")), String(args.default_command_port), "the NPort's default command port");
+    const note = await b.text(`${form} label:has([name="allow_driver_control"])`);
+    expect(note.includes("more than one connection"), `driver control's note: ${note}`);
+    await b.shot("real-com-chosen");
+    await b.page.fill(field("data_port"), "0");
+    await b.page.fill(field("command_port"), "0");
+    await b.page.selectOption(field("connection_down_rts"), "goes-low");
+    await b.submit(form, "saved", { status: 200, landsOn: `/serial/modes/${args.port}` });
+    expect((await notice()).startsWith("Saved") && (await notice()).includes(`Port ${args.port} restarted in its new mode`), `notice after saving: ${await notice()}`);
+    expectEqual(await b.count("main .problem"), 0, "problems after a valid change");
+
+    await b.visit("/serial/modes", "reloaded");
+    expectEqual(await b.page.inputValue(field("mode")), "real-com", "the mode after a reload");
+    for (const [name, want] of [["data_port", "0"], ["command_port", "0"], ["max_connections", "1"], ["connection_down_rts", "goes-low"], ["connection_down_dtr", "always-high"]]) {
+      expectEqual(await b.page.inputValue(field(name)), want, `${name} after a reload`);
+    }
+    expect(!(await b.page.isChecked(field("allow_driver_control"))), "driver control after a reload");
+    for (const name of notRealCom) expect(await b.page.isHidden(field(name)), `${name} shown for Real COM after a reload`);
+    return { modes };
   },
 };
 

@@ -89,6 +89,38 @@ pub struct PortConfig {
     pub sessions: SessionPolicy,
     /// How the port is reached from the network.
     pub mode: OperationMode,
+    /// Serial Port Settings > Secure Connection: TLS on the data channels.
+    pub secure: SecureConnection,
+}
+
+/// TLS on a port's data channels (seed §3.2): TCP Server, TCP Client,
+/// RFC 2217, Real COM (its data connection, as Moxa's driver does) and pair
+/// connection. UDP has none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecureConnection {
+    /// Plain TCP.
+    #[default]
+    Off,
+    /// "Encrypted connection": TLS 1.2/1.3 with the device certificate.
+    /// As a client (TCP Client, pair master) the server's certificate is
+    /// not checked: encryption against eavesdropping, not authentication.
+    Encrypted,
+    /// "Encrypted and authenticated connection": mutual TLS. The remote's
+    /// certificate must chain to an uploaded CA (and, as a client, name the
+    /// host connected to); the device certificate is presented both ways.
+    Authenticated,
+}
+
+impl SecureConnection {
+    /// The name used in documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecureConnection::Off => "off",
+            SecureConnection::Encrypted => "encrypted",
+            SecureConnection::Authenticated => "authenticated",
+        }
+    }
 }
 
 /// NPort data packing (serial → network only): the sans-IO packer's own
@@ -130,6 +162,11 @@ pub enum OperationMode {
     /// Moxa's Real COM (ASPP): a data and a command connection per host,
     /// for Moxa's host drivers and `ttyward attach`.
     RealCom(RealComMode),
+    /// NPort "Pair Connection Master": connects out to a pair slave and
+    /// carries data and modem lines to the serial port on the other side.
+    PairMaster(PairMasterMode),
+    /// NPort "Pair Connection Slave": waits for one pair master.
+    PairSlave(PairSlaveMode),
 }
 
 /// What a mode listens on, for the modes that listen.
@@ -178,7 +215,10 @@ impl OperationMode {
                     ..data(false, &m.bind, m.command_port, "command_port")
                 },
             ],
-            OperationMode::Disabled | OperationMode::TcpClient(_) => Vec::new(),
+            OperationMode::PairSlave(m) => vec![data(false, &m.bind, m.local_port, "local_port")],
+            OperationMode::Disabled
+            | OperationMode::TcpClient(_)
+            | OperationMode::PairMaster(_) => Vec::new(),
         }
     }
 
@@ -196,6 +236,8 @@ impl OperationMode {
             OperationMode::Udp(_) => "udp",
             OperationMode::Rfc2217(_) => "rfc2217",
             OperationMode::RealCom(_) => "real-com",
+            OperationMode::PairMaster(_) => "pair-master",
+            OperationMode::PairSlave(_) => "pair-slave",
         }
     }
 }
@@ -350,6 +392,38 @@ pub enum DisconnectOn {
     DsrOff,
     /// When DCD goes off.
     DcdOff,
+}
+
+/// Pair Connection Master (NPort manual, "Pair Connection"): serial to
+/// serial across the network. The master connects to the slave and keeps
+/// reconnecting; data and the modem lines cross both ways, null-modem
+/// fashion (our device's CTS/DSR inputs drive the far side's RTS/DTR).
+/// Moxa's pair protocol is undocumented: a ttyward pairs with a ttyward
+/// (`ttyward_proto::pair`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PairMasterMode {
+    /// The slave: IP address or host name (at most 253 characters).
+    pub host: String,
+    /// The slave's TCP port; default 4000 + port number.
+    pub port: u16,
+    /// TCP keep-alive in minutes; 0 = off.
+    pub alive_check_min: u8,
+    /// First reconnect delay after a failed or lost connection (ms).
+    pub reconnect_min_ms: u32,
+    /// Longest reconnect delay; the delay doubles up to this (ms).
+    pub reconnect_max_ms: u32,
+}
+
+/// Pair Connection Slave: one master at a time; another is accepted and
+/// closed at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PairSlaveMode {
+    /// Addresses to listen on; default all IPv4 and IPv6 addresses.
+    pub bind: Vec<IpAddr>,
+    /// Local TCP port; default 4000 + port number; 0 = any free port.
+    pub local_port: u16,
+    /// TCP keep-alive in minutes; 0 = off.
+    pub alive_check_min: u8,
 }
 
 /// UDP mode (NPort manual 7-15).

@@ -234,3 +234,99 @@ fn real_com_round_trips_through_the_document() {
     let back = Config::from_value(&c.to_value()).expect("round trip");
     assert_eq!(back, c);
 }
+
+#[test]
+fn pair_modes_fill_nport_defaults() {
+    let c = Config::from_toml(
+        r#"
+        [[ports]]
+        number = 2
+        device = "sim:echo"
+        mode = { type = "pair-master", host = "10.0.0.9" }
+        [[ports]]
+        number = 3
+        device = "sim:echo"
+        mode = { type = "pair-slave" }
+        "#,
+    )
+    .expect("valid");
+    let OperationMode::PairMaster(m) = &c.ports[0].mode else {
+        panic!("not pair-master: {:?}", c.ports[0].mode)
+    };
+    assert_eq!(
+        *m,
+        PairMasterMode {
+            host: "10.0.0.9".into(),
+            port: 4002,
+            alive_check_min: 7,
+            reconnect_min_ms: 1_000,
+            reconnect_max_ms: 30_000,
+        }
+    );
+    let OperationMode::PairSlave(s) = &c.ports[1].mode else {
+        panic!("not pair-slave: {:?}", c.ports[1].mode)
+    };
+    assert_eq!(
+        *s,
+        PairSlaveMode {
+            bind: default_bind(),
+            local_port: 4003,
+            alive_check_min: 7,
+        }
+    );
+    // The master listens on nothing, the slave on its local port.
+    assert!(c.ports[0].mode.listens().is_empty());
+    assert_eq!(c.ports[1].mode.listen().map(|l| l.port), Some(4003));
+    assert_eq!(
+        (c.ports[0].mode.name(), c.ports[1].mode.name()),
+        ("pair-master", "pair-slave")
+    );
+    let back = Config::from_value(&c.to_value()).expect("round trip");
+    assert_eq!(back, c);
+}
+
+#[test]
+fn pair_modes_report_bad_fields_and_port_clashes() {
+    let err = Config::from_toml(
+        r#"
+        [[ports]]
+        number = 1
+        device = "sim:echo"
+        mode = { type = "pair-master", port = 0, reconnect_min_ms = 5000, reconnect_max_ms = 100, alive_check_min = 100, local_port = 4 }
+        [[ports]]
+        number = 2
+        device = "sim:echo"
+        mode = { type = "pair-master", host = "" }
+        [[ports]]
+        number = 3
+        device = "sim:echo"
+        mode = { type = "pair-slave", local_port = 4004 }
+        [[ports]]
+        number = 4
+        device = "sim:echo"
+        mode = { type = "tcp-server" }
+        [[ports]]
+        number = 5
+        device = "sim:echo"
+        mode = { type = "pair-slave", host = 7, bind = ["not an address"] }
+        "#,
+    )
+    .expect_err("bad pair fields");
+    assert_eq!(
+        paths(&err),
+        [
+            "ports[0].mode.host",
+            "ports[0].mode.reconnect_max_ms",
+            "ports[0].mode.port",
+            "ports[0].mode.alive_check_min",
+            "ports[0].mode.local_port",
+            "ports[1].mode.host",
+            "ports[4].mode.bind[0]",
+            "ports[4].mode.host",
+            "ports[3].mode.local_port",
+        ],
+        "{err}"
+    );
+    let host = &err.errors[0].message;
+    assert!(host.contains("pair slave"), "{host}");
+}

@@ -107,6 +107,13 @@ fn port(w: &mut Walk, index: usize, value: &Value) -> PortConfig {
     let packing = packing(w, o.at("packing"), o.get("packing"));
     let sessions = sessions(w, o.at("sessions"), o.get("sessions"));
     let mode = mode(w, o.at("mode"), o.get("mode"), number, &serial);
+    let secure: SecureConnection = o.parse(w, "secure", SecureConnection::Off);
+    if secure != SecureConnection::Off && matches!(mode, OperationMode::Udp(_)) {
+        w.err(
+            &o.at("secure"),
+            "UDP mode has no secure connection (TLS needs TCP); use \"off\" or a TCP mode",
+        );
+    }
     o.finish(w);
     PortConfig {
         number,
@@ -116,6 +123,7 @@ fn port(w: &mut Walk, index: usize, value: &Value) -> PortConfig {
         packing,
         sessions,
         mode,
+        secure,
     }
 }
 
@@ -220,10 +228,16 @@ fn mode(
         }
         Some("tcp-client") => OperationMode::TcpClient(tcp_client(w, &mut o)),
         Some("udp") => OperationMode::Udp(udp(w, &mut o, port)),
+        Some("pair-master") => OperationMode::PairMaster(pair_master(w, &mut o, port)),
+        Some("pair-slave") => OperationMode::PairSlave(PairSlaveMode {
+            bind: o.addrs(w, "bind"),
+            local_port: o.int(w, "local_port", port, 0..=u16::MAX),
+            alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
+        }),
         _ => {
             w.err(
                 &o.at("type"),
-                "expected one of: disabled, tcp-server, tcp-client, udp, rfc2217, real-com",
+                "expected one of: disabled, tcp-server, tcp-client, udp, rfc2217, real-com, pair-master, pair-slave",
             );
             OperationMode::Disabled
         }
@@ -299,14 +313,7 @@ fn tcp_client(w: &mut Walk, o: &mut Obj<'_>) -> TcpClientMode {
             "must be more than 0 when disconnect_on = \"inactivity\"",
         );
     }
-    let reconnect_min_ms = o.int(w, "reconnect_min_ms", 1_000, 10..=3_600_000);
-    let reconnect_max_ms = o.int(w, "reconnect_max_ms", 30_000, 10..=3_600_000);
-    if reconnect_max_ms < reconnect_min_ms {
-        w.err(
-            &o.at("reconnect_max_ms"),
-            "must not be less than reconnect_min_ms",
-        );
-    }
+    let (reconnect_min_ms, reconnect_max_ms) = reconnect(w, o);
     TcpClientMode {
         destinations,
         connect_on,
@@ -316,6 +323,39 @@ fn tcp_client(w: &mut Walk, o: &mut Obj<'_>) -> TcpClientMode {
         reconnect_min_ms,
         reconnect_max_ms,
     }
+}
+
+fn pair_master(w: &mut Walk, o: &mut Obj<'_>, port: u16) -> PairMasterMode {
+    // A host of the wrong type or too long is reported by `string`.
+    let given = o.get("host").is_some();
+    let host = o.string(w, "host", 253);
+    if !given || host.as_deref() == Some("") {
+        w.err(
+            &o.at("host"),
+            "missing: give the pair slave's IP address or host name",
+        );
+    }
+    let (reconnect_min_ms, reconnect_max_ms) = reconnect(w, o);
+    PairMasterMode {
+        host: host.unwrap_or_default(),
+        port: o.int(w, "port", port, 1..=u16::MAX),
+        alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
+        reconnect_min_ms,
+        reconnect_max_ms,
+    }
+}
+
+/// Reconnect delays (TCP client, pair master): first and longest, in ms.
+fn reconnect(w: &mut Walk, o: &mut Obj<'_>) -> (u32, u32) {
+    let min = o.int(w, "reconnect_min_ms", 1_000, 10..=3_600_000);
+    let max = o.int(w, "reconnect_max_ms", 30_000, 10..=3_600_000);
+    if max < min {
+        w.err(
+            &o.at("reconnect_max_ms"),
+            "must not be less than reconnect_min_ms",
+        );
+    }
+    (min, max)
 }
 
 fn udp(w: &mut Walk, o: &mut Obj<'_>, port: u16) -> UdpMode {

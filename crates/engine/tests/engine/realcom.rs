@@ -168,6 +168,47 @@ async fn port_init_configures_the_device_and_reports_the_lines() {
     assert!(host.command.split_messages().is_empty());
 }
 
+/// §2.4: the port is opened with its stored settings when the first data
+/// connection comes, *before* any command is processed; a PORT_INIT that
+/// was waiting on the command connection must not be undone by that
+/// opening. Several fresh servers, to give a race a chance to show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_init_is_not_undone_by_the_opening_of_the_port() {
+    let mode_7e1 = client::mode(7, false, parity::EVEN);
+    let init = cmd::port_init(B9600, mode_7e1, true, true, Flow::NONE);
+    for round in 0..5 {
+        let fake = FakeHandle::new();
+        let server = Server::start(&fake, realcom(AliveTiming::default()));
+        let mut host =
+            RealComClient::connect_sending_first(None, server.data, server.command, &init)
+                .await
+                .expect("connect");
+        let reply = host.command.reply(REPLY).await.expect("PORT_INIT reply");
+        assert_eq!(reply.get(..2), Some(&[code::PORT_INIT, 0x03][..]));
+        let is_9600_7e1 = |h: &FakeHandle| {
+            h.settings().is_some_and(|s| {
+                (s.baud.get(), s.data_bits.bits(), s.parity) == (9600, 7, Parity::Even)
+            })
+        };
+        assert!(
+            is_9600_7e1(&fake),
+            "round {round}: PORT_INIT answered before it was applied: {:?}",
+            fake.settings()
+        );
+        // Nothing to await: a late opening would change the settings back.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            is_9600_7e1(&fake),
+            "round {round}: PORT_INIT undone by the port's opening: {:?}",
+            fake.settings()
+        );
+        assert!(
+            fake.dtr() && fake.rts(),
+            "round {round}: DTR/RTS as PORT_INIT set them"
+        );
+    }
+}
+
 /// §13.1: index FF then SETBAUD 250000, XONXOFF, TX_FIFO; an out-of-range
 /// SETBAUD is either refused (Moxa) or applied, never left unanswered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +314,9 @@ async fn line_ctrl_and_breaks_drive_the_device() {
     assert_eq!(fake.breaks_on(), breaks + 1, "BREAK_SEND 5 ms sent a break");
 }
 
-/// §4.11, §13.2: data sent between SETXOFF and SETXON is held, then goes out.
+/// §4.11: SETXOFF holds the device's transmission (on a tty, `tcflow`
+/// keeps the bytes in the kernel; the fake records the hold), SETXON
+/// resumes it. The binary's pty test checks the bytes really wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setxoff_holds_output_until_setxon() {
     let fake = FakeHandle::new();
@@ -281,22 +324,19 @@ async fn setxoff_holds_output_until_setxon() {
     let mut host = server.host().await;
     open_9600_8n1(&mut host).await;
 
+    assert!(!fake.output_held());
     assert_eq!(
         host.set_xoff().await.expect("SETXOFF reply"),
         ok(code::SETXOFF)
     );
-    host.write_data(b"held back").await.expect("write");
-    assert!(
-        fake.wait_device_input(1, Duration::from_millis(300))
-            .await
-            .is_empty(),
-        "output went to the device while held by SETXOFF"
-    );
+    assert!(fake.output_held(), "SETXOFF answered, output not held");
     assert_eq!(
         host.set_xon().await.expect("SETXON reply"),
         ok(code::SETXON)
     );
-    assert_eq!(fake.wait_device_input(9, WAIT).await, b"held back");
+    assert!(!fake.output_held(), "SETXON answered, output still held");
+    host.write_data(b"flowing").await.expect("write");
+    assert_eq!(fake.wait_device_input(7, WAIT).await, b"flowing");
 }
 
 /// §13.3: FLUSH is acknowledged and flushes the device; WAIT_OQUEUE
@@ -514,10 +554,16 @@ async fn session_recovery_batch_is_answered_in_order() {
     );
     let mut replies = Vec::new();
     for i in 0..5 {
-        let reply = host.command.reply(REPLY).await;
-        let reply =
-            reply.unwrap_or_else(|e| panic!("recovery reply {i} after {replies:02X?}: {e}"));
-        replies.push(reply);
+        match host.command.reply(REPLY).await {
+            Ok(reply) => replies.push(reply),
+            Err(e) => {
+                // Say whether the server refused the new data connection.
+                let refused = host.data_closed(Duration::from_millis(100)).await;
+                panic!(
+                    "recovery reply {i} after {replies:02X?}: {e}; new data connection closed by the server: {refused}"
+                );
+            }
+        }
     }
     assert_eq!(replies[0].get(..2), Some(&[code::PORT_INIT, 0x03][..]));
     assert_eq!(
@@ -705,7 +751,7 @@ async fn command_connection_without_data_connection_is_not_served() {
         h.dtr() && h.rts() && h.settings().is_some_and(|s| s.baud.get() == 9600)
     })
     .await;
-    let applies = fake.applies();
+    let settings = fake.settings();
 
     let mut attacker = CommandChannel::connect(Some(SECOND_HOST), server.command)
         .await
@@ -727,7 +773,7 @@ async fn command_connection_without_data_connection_is_not_served() {
         fake.dtr() && fake.rts() && !fake.break_state() && fake.breaks_on() == 0,
         "unpaired command connection changed the lines"
     );
-    assert_eq!(fake.applies(), applies, "unpaired PORT_INIT applied");
+    assert_eq!(fake.settings(), settings, "unpaired PORT_INIT applied");
     // The paired host is still served.
     assert_eq!(
         host.line_status().await.expect("LSTATUS").get(..2),

@@ -710,7 +710,22 @@ impl RealComClient {
         data_addr: SocketAddr,
         command_addr: SocketAddr,
     ) -> io::Result<Self> {
+        RealComClient::connect_sending_first(local, data_addr, command_addr, &[]).await
+    }
+
+    /// Connects the command connection, writes `early` on it, then
+    /// connects the data connection: the server must keep those commands
+    /// until the port is open (spec §2.4).
+    pub async fn connect_sending_first(
+        local: Option<IpAddr>,
+        data_addr: SocketAddr,
+        command_addr: SocketAddr,
+        early: &[u8],
+    ) -> io::Result<Self> {
         let command = CommandChannel::connect(local, command_addr).await?;
+        if !early.is_empty() {
+            command.send(early).await?;
+        }
         let data = connect_tcp(local, data_addr).await?;
         Ok(RealComClient {
             data,

@@ -1,10 +1,14 @@
 //! Serial Port Settings > Operation Modes: per port, the mode (disabled,
-//! TCP Server, RFC 2217, UDP, TCP Client) and its main fields — local
-//! port, max connections, alive check, inactivity, destinations. Fields the
-//! page does not show (listen addresses, connection control, reconnect
-//! delays, a destination's local port) keep their values; when the mode
-//! changes, those the new mode shares with the old (addresses, local port,
-//! alive check, max connections) carry over.
+//! Real COM, TCP Server, RFC 2217, UDP, TCP Client, Pair Connection master
+//! and slave) and its main fields — local port (Real COM: data and command
+//! ports), max connections, alive check, inactivity, destinations (a pair
+//! master: its slave), Real COM's driver control and line levels when the
+//! connection goes down, TCP Server's optional command port. Fields the page does not show (listen addresses, connection
+//! control, reconnect delays, a destination's local port) keep their
+//! values; when the mode changes, those the new mode shares with the old
+//! (addresses, local port, alive check, max connections) carry over.
+//!
+//! The page judges no value: the validator does (see `form`).
 
 use std::net::IpAddr;
 
@@ -16,33 +20,48 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use ttyward_core::config::{
-    Config, MAX_CONNECTIONS, OperationMode, PortConfig, TcpDestination, UdpRange, default_data_port,
+    Config, LineOnDown, MAX_CONNECTIONS, OperationMode, PortConfig, TcpDestination, UdpRange,
+    default_data_port, default_realcom_ports,
 };
 use ttyward_core::permission::Permission;
 
 use super::super::{PageError, Visitor, render};
 use super::Chrome;
-use super::form::{ConfigEdit, change_notice, number_or_text};
+use super::form::{ConfigEdit, change_notice, number_or_text, optional_number};
 use crate::api::AppState;
 
 /// The modes offered, in the seed's order, with their names on the page.
-const MODES: [(&str, &str); 5] = [
+const MODES: [(&str, &str); 8] = [
     ("disabled", "Disabled"),
+    ("real-com", "Real COM"),
     ("tcp-server", "TCP Server"),
     ("rfc2217", "RFC 2217"),
     ("udp", "UDP"),
     ("tcp-client", "TCP Client"),
+    ("pair-master", "Pair Connection Master"),
+    ("pair-slave", "Pair Connection Slave"),
 ];
 
 /// The fields each mode has in the document.
 fn fields_of(mode: &str) -> &'static [&'static str] {
     match mode {
+        "real-com" => &[
+            "bind",
+            "data_port",
+            "command_port",
+            "max_connections",
+            "alive_check_min",
+            "allow_driver_control",
+            "connection_down_rts",
+            "connection_down_dtr",
+        ],
         "tcp-server" => &[
             "bind",
             "local_port",
             "max_connections",
             "alive_check_min",
             "inactivity_ms",
+            "command_port",
         ],
         "rfc2217" => &["bind", "local_port", "max_connections", "alive_check_min"],
         "tcp-client" => &[
@@ -55,12 +74,22 @@ fn fields_of(mode: &str) -> &'static [&'static str] {
             "reconnect_max_ms",
         ],
         "udp" => &["bind", "local_port", "destinations"],
+        "pair-master" => &[
+            "host",
+            "port",
+            "alive_check_min",
+            "reconnect_min_ms",
+            "reconnect_max_ms",
+        ],
+        "pair-slave" => &["bind", "local_port", "alive_check_min"],
         _ => &[],
     }
 }
 
 /// Fields that mean the same in every mode that has them (a TCP Client's
-/// destinations are not a UDP port's, nor is its inactivity a server's).
+/// destinations are not a UDP port's, nor is its inactivity a server's;
+/// Real COM's command port speaks to Moxa's driver, a TCP Server's to
+/// programs using the command set alone, so neither carries over).
 const SHARED: [&str; 4] = ["bind", "local_port", "max_connections", "alive_check_min"];
 
 /// One port's form as shown.
@@ -75,6 +104,29 @@ struct ModeView {
     inactivity_ms: String,
     tcp_destinations: String,
     udp_destinations: String,
+    /// Real COM's data port.
+    data_port: String,
+    /// Real COM's command port.
+    command_port: String,
+    allow_driver_control: bool,
+    /// `always-high` or `goes-low`.
+    connection_down_rts: String,
+    connection_down_dtr: String,
+    /// TCP Server's command port; empty: off.
+    server_command_port: String,
+    /// A pair master's slave, `host:port`.
+    pair_slave: String,
+}
+
+/// The choices for a line's level when the connection goes down.
+const LINE_ON_DOWN: [(&str, &str); 2] = [("always-high", "Always high"), ("goes-low", "Goes low")];
+
+fn line_on_down(level: LineOnDown) -> String {
+    match level {
+        LineOnDown::AlwaysHigh => "always-high",
+        LineOnDown::GoesLow => "goes-low",
+    }
+    .to_owned()
 }
 
 /// An address as written in `host:port`: IPv6 in brackets.
@@ -111,6 +163,7 @@ impl ModeView {
     /// The port's current mode, with the defaults of the fields it lacks
     /// (what they become when another mode is chosen).
     fn of(p: &PortConfig) -> ModeView {
+        let (data_port, command_port) = default_realcom_ports(p.number);
         let mut v = ModeView {
             number: p.number,
             alias: p.alias.clone(),
@@ -122,6 +175,13 @@ impl ModeView {
             inactivity_ms: "0".into(),
             tcp_destinations: String::new(),
             udp_destinations: String::new(),
+            data_port: data_port.to_string(),
+            command_port: command_port.to_string(),
+            allow_driver_control: false,
+            connection_down_rts: line_on_down(LineOnDown::default()),
+            connection_down_dtr: line_on_down(LineOnDown::default()),
+            server_command_port: String::new(),
+            pair_slave: String::new(),
         };
         match &p.mode {
             OperationMode::Disabled => {}
@@ -130,6 +190,7 @@ impl ModeView {
                 v.max_connections = m.max_connections.to_string();
                 v.alive_check_min = m.alive_check_min.to_string();
                 v.inactivity_ms = m.inactivity_ms.to_string();
+                v.server_command_port = m.command_port.map(|p| p.to_string()).unwrap_or_default();
             }
             OperationMode::Rfc2217(m) => {
                 v.local_port = m.local_port.to_string();
@@ -137,9 +198,13 @@ impl ModeView {
                 v.alive_check_min = m.alive_check_min.to_string();
             }
             OperationMode::RealCom(m) => {
-                v.local_port = m.data_port.to_string();
+                v.data_port = m.data_port.to_string();
+                v.command_port = m.command_port.to_string();
                 v.max_connections = m.max_connections.to_string();
                 v.alive_check_min = m.alive_check_min.to_string();
+                v.allow_driver_control = m.allow_driver_control;
+                v.connection_down_rts = line_on_down(m.connection_down_rts);
+                v.connection_down_dtr = line_on_down(m.connection_down_dtr);
             }
             OperationMode::TcpClient(m) => {
                 v.alive_check_min = m.alive_check_min.to_string();
@@ -148,6 +213,14 @@ impl ModeView {
             OperationMode::Udp(m) => {
                 v.local_port = m.local_port.to_string();
                 v.udp_destinations = udp_lines(&m.destinations);
+            }
+            OperationMode::PairMaster(m) => {
+                v.alive_check_min = m.alive_check_min.to_string();
+                v.pair_slave = format!("{}:{}", host_text(&m.host), m.port);
+            }
+            OperationMode::PairSlave(m) => {
+                v.local_port = m.local_port.to_string();
+                v.alive_check_min = m.alive_check_min.to_string();
             }
         }
         v
@@ -159,7 +232,8 @@ impl ModeView {
 struct ModesPage {
     chrome: Chrome,
     ports: Vec<ModeView>,
-    modes: [(&'static str, &'static str); 5],
+    modes: [(&'static str, &'static str); 8],
+    line_levels: [(&'static str, &'static str); 2],
     max_connections: u16,
     can_change: bool,
 }
@@ -174,6 +248,7 @@ pub async fn page(State(state): State<AppState>, v: Visitor) -> Result<Response,
     Ok(render(&ModesPage {
         ports: views(&state.service.config()),
         modes: MODES,
+        line_levels: LINE_ON_DOWN,
         max_connections: MAX_CONNECTIONS,
         can_change: v.caller.may(Permission::SerialChange),
         chrome: Chrome::new(&v, "/serial/modes"),
@@ -197,6 +272,20 @@ pub struct ModeForm {
     tcp_destinations: String,
     #[serde(default)]
     udp_destinations: String,
+    #[serde(default)]
+    data_port: String,
+    #[serde(default)]
+    command_port: String,
+    /// A checkbox: present when ticked.
+    allow_driver_control: Option<String>,
+    #[serde(default)]
+    connection_down_rts: String,
+    #[serde(default)]
+    connection_down_dtr: String,
+    #[serde(default)]
+    server_command_port: String,
+    #[serde(default)]
+    pair_slave: String,
 }
 
 /// `host:port`, `[v6]:port`, or a bare host (the port then missing, for
@@ -290,12 +379,37 @@ fn new_mode(form: &ModeForm, current: &Map<String, Value>) -> Value {
         m.insert(k.into(), v);
     };
     match chosen {
+        "real-com" => {
+            put("data_port", number_or_text(&form.data_port));
+            put("command_port", number_or_text(&form.command_port));
+            put("max_connections", number_or_text(&form.max_connections));
+            put("alive_check_min", number_or_text(&form.alive_check_min));
+            put(
+                "allow_driver_control",
+                json!(form.allow_driver_control.is_some()),
+            );
+            put(
+                "connection_down_rts",
+                json!(form.connection_down_rts.trim()),
+            );
+            put(
+                "connection_down_dtr",
+                json!(form.connection_down_dtr.trim()),
+            );
+        }
         "tcp-server" | "rfc2217" => {
             put("local_port", number_or_text(&form.local_port));
             put("max_connections", number_or_text(&form.max_connections));
             put("alive_check_min", number_or_text(&form.alive_check_min));
             if chosen == "tcp-server" {
                 put("inactivity_ms", number_or_text(&form.inactivity_ms));
+                // Empty: off, which the document says by leaving it out.
+                match optional_number(&form.server_command_port) {
+                    Value::Null => {
+                        m.remove("command_port");
+                    }
+                    port => put("command_port", port),
+                }
             }
         }
         "tcp-client" => {
@@ -313,6 +427,22 @@ fn new_mode(form: &ModeForm, current: &Map<String, Value>) -> Value {
         "udp" => {
             put("local_port", number_or_text(&form.local_port));
             put("destinations", udp_destinations(&form.udp_destinations));
+        }
+        "pair-master" => {
+            let (host, port) = split_port(form.pair_slave.trim());
+            put("host", json!(host));
+            put("alive_check_min", number_or_text(&form.alive_check_min));
+            // Without a port the slave's default (4000 + port number).
+            match port {
+                Some(p) => put("port", number_or_text(p)),
+                None => {
+                    m.remove("port");
+                }
+            }
+        }
+        "pair-slave" => {
+            put("local_port", number_or_text(&form.local_port));
+            put("alive_check_min", number_or_text(&form.alive_check_min));
         }
         // "disabled" has no field; an unknown type is named by validation.
         _ => {}
@@ -355,10 +485,18 @@ pub async fn submit(
         p.inactivity_ms = form.inactivity_ms;
         p.tcp_destinations = form.tcp_destinations;
         p.udp_destinations = form.udp_destinations;
+        p.data_port = form.data_port;
+        p.command_port = form.command_port;
+        p.allow_driver_control = form.allow_driver_control.is_some();
+        p.connection_down_rts = form.connection_down_rts;
+        p.connection_down_dtr = form.connection_down_dtr;
+        p.server_command_port = form.server_command_port;
+        p.pair_slave = form.pair_slave;
     }
     let page = ModesPage {
         ports,
         modes: MODES,
+        line_levels: LINE_ON_DOWN,
         max_connections: MAX_CONNECTIONS,
         can_change: true,
         chrome,
@@ -380,6 +518,13 @@ mod tests {
             inactivity_ms: "500".into(),
             tcp_destinations: "[::1]:4001\n192.0.2.7:502\nhost.example".into(),
             udp_destinations: "10.0.0.1-10.0.0.5:4001\n[fe80::1]:9\n10.0.0.9".into(),
+            data_port: "950".into(),
+            command_port: "966".into(),
+            allow_driver_control: Some("on".into()),
+            connection_down_rts: "goes-low".into(),
+            connection_down_dtr: "always-high".into(),
+            server_command_port: String::new(),
+            pair_slave: "[fe80::7]:4001".into(),
         }
     }
 
@@ -443,6 +588,106 @@ mod tests {
         assert_eq!(
             m["destinations"][1],
             json!({"host": "192.0.2.7", "port": 502, "local_port": 5555})
+        );
+    }
+
+    #[test]
+    fn real_com_takes_the_shared_fields_and_its_own_from_the_form() {
+        let current = object(json!({
+            "type": "tcp-server", "bind": ["127.0.0.1"], "local_port": 4001,
+            "max_connections": 1, "alive_check_min": 7, "inactivity_ms": 100,
+            "command_port": 966,
+        }));
+        assert_eq!(
+            new_mode(&form("real-com"), &current),
+            json!({
+                "type": "real-com", "bind": ["127.0.0.1"], "data_port": 950,
+                "command_port": 966, "max_connections": 2, "alive_check_min": 3,
+                "allow_driver_control": true, "connection_down_rts": "goes-low",
+                "connection_down_dtr": "always-high",
+            })
+        );
+        let mut back = form("tcp-server");
+        back.allow_driver_control = None;
+        let from_real_com = object(new_mode(&form("real-com"), &current));
+        assert_eq!(
+            new_mode(&back, &from_real_com),
+            json!({
+                "type": "tcp-server", "bind": ["127.0.0.1"], "local_port": 4010,
+                "max_connections": 2, "alive_check_min": 3, "inactivity_ms": 500,
+            }),
+            "Real COM's command port is not a TCP Server's"
+        );
+    }
+
+    #[test]
+    fn a_tcp_servers_command_port_is_off_when_left_empty() {
+        let current = object(json!({
+            "type": "tcp-server", "local_port": 4001, "command_port": 966,
+        }));
+        let mut f = form("tcp-server");
+        assert!(new_mode(&f, &current).get("command_port").is_none());
+        f.server_command_port = " 4966 ".into();
+        assert_eq!(new_mode(&f, &current)["command_port"], 4966);
+        f.server_command_port = "soon".into();
+        assert_eq!(
+            new_mode(&f, &current)["command_port"],
+            "soon",
+            "left for the validator to name"
+        );
+    }
+
+    #[test]
+    fn real_com_fields_show_the_nport_defaults_until_chosen() {
+        let config = Config::from_value(&json!({"ports": [
+            {"number": 1, "device": "sim:echo"},
+            {"number": 17, "device": "sim:echo", "mode": {"type": "real-com",
+                "data_port": 0, "command_port": 0, "connection_down_dtr": "goes-low"}},
+        ]}))
+        .expect("a valid configuration");
+        let v = views(&config);
+        assert_eq!(
+            (v[0].data_port.as_str(), v[0].command_port.as_str()),
+            ("950", "966")
+        );
+        assert_eq!(v[0].server_command_port, "");
+        assert_eq!(v[1].mode, "real-com");
+        assert_eq!(
+            (v[1].data_port.as_str(), v[1].command_port.as_str()),
+            ("0", "0")
+        );
+        assert_eq!(
+            (
+                v[1].connection_down_rts.as_str(),
+                v[1].connection_down_dtr.as_str()
+            ),
+            ("always-high", "goes-low")
+        );
+        assert_eq!(v[1].local_port, "4017", "the TCP Server default if chosen");
+    }
+
+    #[test]
+    fn a_pair_master_names_its_slave_as_host_and_port() {
+        let current = object(json!({
+            "type": "pair-master", "host": "192.0.2.1", "port": 4002,
+            "alive_check_min": 7, "reconnect_min_ms": 50, "reconnect_max_ms": 5000,
+        }));
+        let mut f = form("pair-master");
+        assert_eq!(
+            new_mode(&f, &current),
+            json!({
+                "type": "pair-master", "host": "fe80::7", "port": 4001, "alive_check_min": 3,
+                "reconnect_min_ms": 50, "reconnect_max_ms": 5000,
+            })
+        );
+        f.pair_slave = "slave.example".into();
+        let m = new_mode(&f, &current);
+        assert_eq!(m["host"], "slave.example");
+        assert!(m.get("port").is_none(), "the default port: {m}");
+        let slave = new_mode(&form("pair-slave"), &current);
+        assert_eq!(
+            slave,
+            json!({"type": "pair-slave", "local_port": 4010, "alive_check_min": 3})
         );
     }
 }

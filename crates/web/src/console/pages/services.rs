@@ -1,7 +1,10 @@
 //! Security > Services: the web console and REST API listener (on or off,
-//! addresses, HTTPS port, the plain-HTTP redirect port). Saving a new
-//! address or port moves the console: the daemon restarts the web server,
-//! so the page names the new address for the browser to follow.
+//! addresses, HTTPS port, the plain-HTTP redirect port), and the Real COM
+//! discovery responder (on or off, UDP port). Saving a new address or port
+//! moves the console: the daemon restarts the web server, so the page
+//! names the new address for the browser to follow. Each section has its
+//! own form; both post here, told apart by their `section` field, and a
+//! save changes only its own section.
 
 use std::net::IpAddr;
 
@@ -13,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use ttyward_core::permission::Permission;
-use ttyward_core::services::WebService;
+use ttyward_core::services::{DiscoveryService, WebService};
 
 use super::super::{PageError, Visitor, render};
 use super::Chrome;
@@ -47,11 +50,27 @@ impl WebView {
     }
 }
 
+/// The discovery form's values as shown.
+struct DiscoveryView {
+    enabled: bool,
+    port: String,
+}
+
+impl DiscoveryView {
+    fn of(d: &DiscoveryService) -> DiscoveryView {
+        DiscoveryView {
+            enabled: d.enabled,
+            port: d.port.to_string(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "services.html")]
 struct ServicesPage {
     chrome: Chrome,
     web: WebView,
+    discovery: DiscoveryView,
     can_change: bool,
     /// After a move: where the console is now.
     new_url: Option<String>,
@@ -62,8 +81,10 @@ struct ServicesPage {
 /// The Services form.
 pub async fn page(State(state): State<AppState>, v: Visitor) -> Result<Response, PageError> {
     v.require(Permission::SecurityView)?;
+    let config = state.service.config();
     Ok(render(&ServicesPage {
-        web: WebView::of(&state.service.config().services.web),
+        web: WebView::of(&config.services.web),
+        discovery: DiscoveryView::of(&config.services.realcom_discovery),
         can_change: v.caller.may(Permission::SecurityChange),
         new_url: None,
         moved: None,
@@ -71,17 +92,28 @@ pub async fn page(State(state): State<AppState>, v: Visitor) -> Result<Response,
     }))
 }
 
-/// Services form fields.
+/// Services form fields: the web section's, or the discovery section's
+/// (`section=discovery`).
 #[derive(Deserialize)]
 pub struct ServicesForm {
     csrf: String,
+    /// Which form: `discovery`, or none for the web section (the form
+    /// older pages sent).
+    section: Option<String>,
     enabled: Option<String>,
+    #[serde(default)]
     bind: String,
+    #[serde(default)]
     https_port: String,
+    #[serde(default)]
     http_redirect_port: String,
+    /// A checkbox: present when ticked.
+    discovery_enabled: Option<String>,
+    #[serde(default)]
+    discovery_port: String,
 }
 
-/// Save the web service's settings.
+/// Save the settings of the section whose form was sent.
 pub async fn submit(
     State(state): State<AppState>,
     v: Visitor,
@@ -91,6 +123,9 @@ pub async fn submit(
 ) -> Result<Response, PageError> {
     v.check_csrf(&form.csrf)?;
     v.require(Permission::SecurityChange)?;
+    if form.section.as_deref() == Some("discovery") {
+        return submit_discovery(&state, &v, form).await;
+    }
     let old = state.service.config().services.web.clone();
     let bind: Vec<Value> = form
         .bind
@@ -114,9 +149,11 @@ pub async fn submit(
     let status = chrome.outcome(result, |c| {
         change_notice(c, "The web server restarts with these settings.")
     })?;
-    let new = state.service.config().services.web.clone();
+    let config = state.service.config();
+    let new = config.services.web.clone();
     let mut page = ServicesPage {
         web: WebView::of(&new),
+        discovery: DiscoveryView::of(&config.services.realcom_discovery),
         can_change: true,
         new_url: None,
         moved: None,
@@ -133,6 +170,45 @@ pub async fn submit(
         let (url, moved) = new_address(&new, browser_host(&headers, &uri).as_deref());
         page.new_url = url;
         page.moved = Some(moved);
+    }
+    Ok((status, render(&page)).into_response())
+}
+
+/// Save the Real COM discovery responder's settings (the engine starts or
+/// stops it at once; nothing else moves).
+async fn submit_discovery(
+    state: &AppState,
+    v: &Visitor,
+    form: ServicesForm,
+) -> Result<Response, PageError> {
+    let mut edit = ConfigEdit::of(&state.service.config());
+    edit.set(
+        "/services/realcom_discovery",
+        json!({
+            "enabled": form.discovery_enabled.is_some(),
+            "port": number_or_text(&form.discovery_port),
+        }),
+    );
+    let result = edit.save(state, &v.caller, false).await;
+    let mut chrome = Chrome::new(v, "/security/services");
+    let status = chrome.outcome(result, |c| {
+        change_notice(c, "Real COM discovery follows these settings now.")
+    })?;
+    let config = state.service.config();
+    let mut page = ServicesPage {
+        web: WebView::of(&config.services.web),
+        discovery: DiscoveryView::of(&config.services.realcom_discovery),
+        can_change: true,
+        new_url: None,
+        moved: None,
+        chrome,
+    };
+    if status != StatusCode::OK {
+        // The refused values stay in the form for correction.
+        page.discovery = DiscoveryView {
+            enabled: form.discovery_enabled.is_some(),
+            port: form.discovery_port,
+        };
     }
     Ok((status, render(&page)).into_response())
 }
