@@ -143,6 +143,55 @@ fn realcom_port_init_sets_the_pty_and_data_is_exact() {
     drop(bridge.daemon);
 }
 
+/// §4.11, §13.2 on a pty: bytes sent between SETXOFF and SETXON wait
+/// (the tty is stopped, as by XOFF) and come out after SETXON.
+#[test]
+fn realcom_setxoff_holds_the_pty_output() {
+    let pty = Arc::new(PtyPair::open().expect("pty"));
+    let bridge = Bridge::start(&pty.slave_path.display().to_string());
+    runtime().block_on(async {
+        let mut host = RealComClient::connect(bridge.data, bridge.command)
+            .await
+            .expect("connect command, then data");
+        let reply = host
+            .port_init(
+                6,
+                client::mode(8, false, parity::NONE),
+                true,
+                true,
+                Flow::NONE,
+            )
+            .await
+            .expect("PORT_INIT reply");
+        assert_eq!(reply.get(..2), Some(&[code::PORT_INIT, 0x03][..]));
+        assert_eq!(
+            host.set_xoff().await.expect("SETXOFF"),
+            client::ok(code::SETXOFF)
+        );
+        host.write_data(b"held back").await.expect("write");
+        let early = {
+            let pty = Arc::clone(&pty);
+            tokio::task::spawn_blocking(move || {
+                read_fd_exact(&pty.master, 9, Duration::from_millis(300))
+            })
+        };
+        let early = early.await.expect("pty reader");
+        assert!(early.is_empty(), "sent while held by SETXOFF: {early:?}");
+        assert_eq!(
+            host.set_xon().await.expect("SETXON"),
+            client::ok(code::SETXON)
+        );
+        let late = {
+            let pty = Arc::clone(&pty);
+            tokio::task::spawn_blocking(move || {
+                read_fd_exact(&pty.master, 9, Duration::from_secs(5))
+            })
+        };
+        assert_eq!(late.await.expect("pty reader"), b"held back");
+    });
+    drop(bridge.daemon);
+}
+
 /// §13.5: search, kernel info and both netstat requests against the
 /// bridge's DSCI responder, byte for byte, each answered from the address
 /// asked.

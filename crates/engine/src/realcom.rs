@@ -278,11 +278,13 @@ impl Shared {
             closed: self.cancel.child_token(),
             initialised: watch::channel(false).0,
         });
-        let (paired, first) = self.register_data(peer.ip(), &link);
         let driver = self.params.driver;
-        if first && driver {
+        // The line is opened before the host's commands can reach it, so
+        // the stored settings never overwrite the host's PORT_INIT.
+        if self.count_data() && driver {
             self.connection_up(&link.session).await;
         }
+        let paired = self.pair_data(peer.ip(), &link);
         if paired && driver {
             // npreal2 sends PORT_INIT right after connecting; device output
             // waits for it in this session's queue.
@@ -315,23 +317,28 @@ impl Shared {
         );
     }
 
-    /// Record a new data connection; pair it with a waiting command
-    /// connection of the same peer. Returns (paired, first open).
-    fn register_data(&self, ip: IpAddr, link: &Arc<Link>) -> (bool, bool) {
+    /// Count a new data connection; true when it is the only one open.
+    fn count_data(&self) -> bool {
         let mut pairs = self.pairs();
         pairs.open_data += 1;
-        let first = pairs.open_data == 1;
+        pairs.open_data == 1
+    }
+
+    /// Pair a data connection with a waiting command connection of the
+    /// same peer, or leave it for one to come; true when paired.
+    fn pair_data(&self, ip: IpAddr, link: &Arc<Link>) -> bool {
+        let mut pairs = self.pairs();
         let mut weak = Arc::downgrade(link);
         while let Some(i) = pairs.waiting_commands.iter().position(|(a, _)| *a == ip) {
             let (_, tx) = pairs.waiting_commands.remove(i);
             match tx.send(weak) {
-                Ok(()) => return (true, first),
+                Ok(()) => return true,
                 // That command connection gave up meanwhile: try the next.
                 Err(back) => weak = back,
             }
         }
         pairs.unpaired_data.push((ip, weak));
-        (false, first)
+        false
     }
 
     /// Forget a data connection; true when it was the last one open.

@@ -71,6 +71,25 @@ impl Running {
         })
         .await;
     }
+
+    /// Both ends of a link in this engine opened their sessions, in either
+    /// order.
+    async fn both_linked(&mut self) {
+        let mut waiting = vec![1u16, 2];
+        tokio::time::timeout(WAIT, async {
+            while !waiting.is_empty() {
+                match self.events.recv().await {
+                    Ok(e) if matches!(e.kind, EventKind::SessionOpened { .. }) => {
+                        waiting.retain(|p| *p != e.port)
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => panic!("event stream ended: {e}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("ports {waiting:?} not linked within {WAIT:?}"));
+    }
 }
 
 /// Master (port 1, device `a`) and slave (port 2, device `b`) in one engine:
@@ -87,8 +106,7 @@ async fn linked_pair(a: &FakeHandle, b: &FakeHandle) -> Running {
         })
         .await;
     assert!(failures.is_empty(), "{failures:?}");
-    r.linked(1).await;
-    r.linked(2).await;
+    r.both_linked().await;
     r
 }
 
