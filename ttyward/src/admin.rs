@@ -5,7 +5,8 @@
 //! the data directory anyway, so it acts with every permission; each action
 //! is still recorded in the event log as done by "(local)".
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::PathBuf;
 
 use ttyward_core::service::{Caller, Service};
 
@@ -66,6 +67,34 @@ pub enum Command {
     /// End a login session (its id from `sessions`).
     EndSession {
         /// The session id.
+        id: i64,
+    },
+    /// SSH public keys an account may log in with on the reverse SSH
+    /// consoles.
+    #[command(subcommand)]
+    SshKey(SshKeyCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum SshKeyCommand {
+    /// Authorize the public key(s) of an OpenSSH .pub or authorized_keys
+    /// file (one key a line; options such as from= are not supported).
+    Add {
+        /// The account.
+        name: String,
+        /// The file, or - for standard input.
+        file: PathBuf,
+    },
+    /// List an account's keys.
+    List {
+        /// The account.
+        name: String,
+    },
+    /// Remove a key (its id from `list`).
+    Remove {
+        /// The account.
+        name: String,
+        /// The key's id.
         id: i64,
     },
 }
@@ -156,8 +185,76 @@ pub async fn run(service: &Service, command: Command) -> Result<(), Failure> {
             .end_session(&me, id)
             .await
             .map(|()| println!("session {id} ended")),
+        Command::SshKey(command) => return ssh_key(service, &me, command).await,
     };
     result.map_err(|e| Failure::Config(e.to_string()))
+}
+
+async fn ssh_key(service: &Service, me: &Caller, command: SshKeyCommand) -> Result<(), Failure> {
+    let failed = |e: ttyward_core::service::ServiceError| Failure::Config(e.to_string());
+    match command {
+        SshKeyCommand::Add { name, file } => {
+            let text = read_keys(&file)?;
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect();
+            if lines.is_empty() {
+                return Err(Failure::Config(format!(
+                    "{} holds no public key; give a .pub file such as ~/.ssh/id_ed25519.pub",
+                    file.display()
+                )));
+            }
+            for line in lines {
+                let key = service.add_ssh_key(me, &name, line).await.map_err(failed)?;
+                println!(
+                    "key {} ({}{}) added to account '{}'",
+                    key.id,
+                    key.fingerprint,
+                    if key.comment.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", key.comment)
+                    },
+                    key.account
+                );
+            }
+        }
+        SshKeyCommand::List { name } => {
+            let keys = service.ssh_keys(me, &name).await.map_err(failed)?;
+            println!("{:>6} {:<20} {:<51} comment", "id", "added", "fingerprint");
+            for k in keys {
+                println!(
+                    "{:>6} {:<20} {:<51} {}",
+                    k.id,
+                    ttyward_core::store::format_time(k.created_at),
+                    k.fingerprint,
+                    k.comment
+                );
+            }
+        }
+        SshKeyCommand::Remove { name, id } => {
+            service
+                .remove_ssh_key(me, &name, id)
+                .await
+                .map_err(failed)?;
+            println!("key {id} removed from account '{name}'");
+        }
+    }
+    Ok(())
+}
+
+/// The text of a key file, or of standard input for `-`.
+fn read_keys(file: &std::path::Path) -> Result<String, Failure> {
+    let mut text = String::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().lock().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    read.map_err(|e| Failure::Config(format!("cannot read {}: {e}", file.display())))?;
+    Ok(text)
 }
 
 fn runtime(e: impl Into<anyhow::Error>) -> Failure {

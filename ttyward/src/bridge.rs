@@ -17,18 +17,19 @@ use crate::serve::{self, Failure};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:4001 --baud 9600\n  ttyward bridge sim:echo@127.0.0.1:4002 --mode rfc2217\n  ttyward bridge sim:modbus@127.0.0.1:4003 --mode udp --udp-dest 127.0.0.1:5003\n  ttyward bridge /dev/ttyS0@10.0.0.9:9000 --mode tcp-client\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:950 --mode realcom   (command port 966)\n  ttyward bridge --config ports.toml"
+    after_help = "Examples:\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:4001 --baud 9600\n  ttyward bridge sim:echo@127.0.0.1:4002 --mode rfc2217\n  ttyward bridge sim:modbus@127.0.0.1:4003 --mode udp --udp-dest 127.0.0.1:5003\n  ttyward bridge /dev/ttyS0@10.0.0.9:9000 --mode tcp-client\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:950 --mode realcom   (command port 966)\n  ttyward bridge /dev/ttyUSB0@0.0.0.0:4001 --mode pair-slave\n  ttyward bridge /dev/ttyUSB1@10.0.0.9:4001 --mode pair-master   (the slave's address)\n  ttyward bridge --config ports.toml"
 )]
 pub struct Args {
     /// DEVICE@HOST:PORT, one per port. DEVICE is a path or sim:echo,
-    /// sim:modbus, sim:console. For tcp-client HOST:PORT is the destination.
+    /// sim:modbus, sim:console. For tcp-client HOST:PORT is the destination,
+    /// for pair-master the pair slave.
     #[arg(value_name = "DEVICE@HOST:PORT", required_unless_present = "config")]
     ports: Vec<String>,
     /// Read the ports from a TOML file instead (see docs/configuration.md).
     #[arg(long, conflicts_with = "ports")]
     config: Option<PathBuf>,
     /// Operation mode of every port.
-    #[arg(long, default_value = "tcp-server", value_parser = ["tcp-server", "rfc2217", "udp", "tcp-client", "realcom"])]
+    #[arg(long, default_value = "tcp-server", value_parser = ["tcp-server", "rfc2217", "udp", "tcp-client", "realcom", "pair-master", "pair-slave"])]
     mode: String,
     /// Real COM: the command port (default: PORT + 16, as Moxa's 950/966;
     /// only with one port).
@@ -153,6 +154,10 @@ fn document(args: &Args) -> Result<Value, Failure> {
                 "destinations".into(),
                 json!([{ "host": host, "port": port }]),
             );
+        } else if args.mode == "pair-master" {
+            let (host, port) = split_host_port(target)?;
+            mode.insert("host".into(), json!(host));
+            mode.insert("port".into(), json!(port));
         } else {
             let addr = resolve(target)?;
             mode.insert("bind".into(), json!([addr.ip().to_string()]));

@@ -20,6 +20,8 @@ use ttyward_engine::{EngineEvent, EventKind, EventSink};
 use crate::serve::{self, Failure};
 use crate::web::{Certificates, Web};
 
+mod console_login;
+
 /// How often the store is asked whether another process changed it.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -101,10 +103,13 @@ pub async fn serve(
     // Start with no port, then apply the configuration like any later
     // change: a port whose address is taken stays stopped and is reported
     // (ready line, event log) while every other port serves.
-    let engine = ttyward_engine::Engine::start_with_tls(
+    // The reverse telnet/SSH consoles log in with the accounts.
+    let access = console_login::access(&service).map_err(runtime)?;
+    let engine = ttyward_engine::Engine::start_with_access(
         &Config::default(),
         sink.clone(),
         certs.as_ref().map(Certificates::data_tls),
+        Some(access),
     )
     .map_err(|e| Failure::Config(e.to_string()))?;
     let forwarder = tokio::spawn(forward_events(service.clone(), sink.subscribe()));

@@ -1,6 +1,6 @@
 //! `ttyward demo`: the README's first command. The daemon itself (`run`)
 //! on a local data directory (`./ttyward-demo` unless `--data-dir` says
-//! otherwise), with simulated devices on four ports in four modes bound to
+//! otherwise), with simulated devices on five ports in five modes bound to
 //! loopback, and one command per port that a newcomer can paste into
 //! another terminal.
 //!
@@ -46,6 +46,9 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
           "packing": { "delimiter1": "0a" },
           "mode": { "type": "udp", "bind": [ip], "local_port": port(4),
                     "destinations": [{ "begin": ip, "port": port(104) }] } },
+        { "number": 5, "alias": "modbus realcom", "device": "sim:modbus",
+          "serial": { "baud": 9600, "flow": "none" },
+          "mode": { "type": "real-com", "bind": [ip], "data_port": port(5), "command_port": port(21) } },
     ]});
     let ports = Config::from_value(&doc)?.ports;
     let admin_password = ensure_admin(&service).await?;
@@ -100,12 +103,17 @@ pub async fn run(service: Service, args: Args) -> Result<(), Failure> {
              port 3  line console (type help)              TCP server  {host}:{p3}\n\
              \x20 socat -,rawer,escape=0x1d tcp:{host}:{p3}   (Ctrl-] quits; or: nc {ip} {p3})\n\n\
              port 4  echo device, frames end at LF         UDP         {host}:{p4} -> {host}:{p104}\n\
-             \x20 echo hello | socat -t1 - udp:{host}:{p4},bind={ip}:{p104}\n",
+             \x20 echo hello | socat -t1 - udp:{host}:{p4},bind={ip}:{p104}\n\n\
+             port 5  Modbus RTU slave, unit 1              Real COM    {host}:{p5} (commands {host}:{p21})\n\
+             \x20 ttyward attach {host}:{p5} --mode realcom --link /tmp/ttyNP0 &   (a local serial port; the program sets the speed)\n\
+             \x20 mbpoll -m rtu -b 19200 -P even -a 1 -r 1 -c 5 -1 /tmp/ttyNP0\n",
             p1 = port(1),
             p2 = port(2),
             p3 = port(3),
             p4 = port(4),
             p104 = port(104),
+            p5 = port(5),
+            p21 = port(21),
         );
     })
     .await

@@ -519,8 +519,9 @@ fn free_port() -> u16 {
 /// socat terminating TLS in front of an RFC 2217 bridge of the simulated
 /// Modbus slave: attach with `--tls --ca` reads registers through it (with
 /// mbpoll too where it is installed). The same with the CA of another
-/// certificate fails at once with an error that says so; `--tls` with
-/// neither `--ca` nor `--insecure` is refused as a usage error.
+/// certificate fails at once with an error that says so, `--insecure`
+/// connects, and `--tls` with neither `--ca` nor `--insecure` is refused
+/// as a usage error.
 #[test]
 fn rfc2217_over_tls_checks_the_server_certificate() {
     let dir = TempDir::new("attach-tls");
@@ -585,6 +586,15 @@ fn rfc2217_over_tls_checks_the_server_certificate() {
         "{stderr}"
     );
     assert!(std::fs::symlink_metadata(&wrong_link).is_err());
+
+    // --insecure takes any certificate.
+    let attach = Attach::start(
+        &wrong_link,
+        &["--mode", "rfc2217", &remote, "--tls", "--insecure"],
+    );
+    attach.wait_state("connected");
+    modbus_round_trip(&wrong_link);
+    assert_eq!(attach.stop(), Some(0));
 
     let (code, _, stderr) = run_bounded(
         Command::new(env!("CARGO_BIN_EXE_ttyward")).args([

@@ -2,13 +2,14 @@
 //!
 //! One [`port`] actor per serial port owns the device; the operation-mode
 //! front-ends ([`tcp_server`], [`tcp_client`], [`udp`], RFC 2217, Pair
-//! Connection) own the
+//! Connection, [`reverse_terminal`]) own the
 //! network side and talk to the actor through [`port::Session`]s. [`Engine`]
 //! binds everything a [`Config`] asks for, starts it, and stops it.
 //!
 //! Every listener admits peers through the one [`gate::Gate`] (allowlist and
 //! DoS defence), which the management plane shares. This crate does not
-//! authenticate users and does not persist anything.
+//! persist anything and keeps no accounts: the reverse terminal consoles
+//! ask the daemon's [`reverse_terminal::Authenticator`] who may log in.
 
 pub mod counters;
 mod dsci;
@@ -21,6 +22,7 @@ mod pair;
 pub mod port;
 mod raw;
 mod realcom;
+pub mod reverse_terminal;
 mod rfc2217;
 pub mod tcp_client;
 pub mod tcp_server;
@@ -71,6 +73,16 @@ pub enum EngineError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A reverse terminal port without accounts to log in with (`bridge`).
+    #[error(
+        "port {port}: {mode} needs the daemon's accounts to log in with: use `ttyward run`, not `ttyward bridge`"
+    )]
+    NeedsAccounts {
+        /// Serial port number.
+        port: u16,
+        /// `reverse-telnet` or `reverse-ssh`.
+        mode: &'static str,
+    },
 }
 
 /// The running data plane.
@@ -78,6 +90,7 @@ pub enum EngineError {
 pub struct Engine {
     units: Vec<unit::PortUnit>,
     tls: Option<Arc<dyn tls::TlsSource>>,
+    access: Option<reverse_terminal::ConsoleAccess>,
     discovery: Option<dsci::Responder>,
     gate: gate::Gate,
     events: EventSink,
@@ -104,8 +117,20 @@ impl Engine {
         events: EventSink,
         tls: Option<Arc<dyn tls::TlsSource>>,
     ) -> Result<Engine, EngineError> {
+        Engine::start_with_access(config, events, tls, None)
+    }
+
+    /// [`Engine::start_with_tls`], with what the reverse terminal ports
+    /// need to let people log in (without, such a port does not start).
+    pub fn start_with_access(
+        config: &Config,
+        events: EventSink,
+        tls: Option<Arc<dyn tls::TlsSource>>,
+        access: Option<reverse_terminal::ConsoleAccess>,
+    ) -> Result<Engine, EngineError> {
         let mut bound = Vec::new();
         for p in &config.ports {
+            needs_accounts(p, access.as_ref())?;
             bound.push(unit::bind(p)?);
         }
         let cancel = CancellationToken::new();
@@ -115,13 +140,23 @@ impl Engine {
             .iter()
             .zip(bound)
             .map(|(p, (sockets, listeners))| {
-                unit::PortUnit::start(p, sockets, listeners, &gate, &events, &cancel, tls.as_ref())
+                unit::PortUnit::start(
+                    p,
+                    sockets,
+                    listeners,
+                    &gate,
+                    &events,
+                    &cancel,
+                    tls.as_ref(),
+                    access.as_ref(),
+                )
             })
             .collect();
         let discovery = start_discovery(config, &gate, &cancel);
         Ok(Engine {
             units,
             tls,
+            access,
             discovery,
             gate,
             events,
@@ -166,7 +201,7 @@ impl Engine {
             if keep.iter().any(|u| u.config.number == p.number) {
                 continue;
             }
-            match unit::bind(p) {
+            match needs_accounts(p, self.access.as_ref()).and_then(|()| unit::bind(p)) {
                 Ok((sockets, listeners)) => keep.push(unit::PortUnit::start(
                     p,
                     sockets,
@@ -175,6 +210,7 @@ impl Engine {
                     &self.events,
                     &self.cancel,
                     self.tls.as_ref(),
+                    self.access.as_ref(),
                 )),
                 Err(e) => failures.push((p.number, e)),
             }
@@ -241,6 +277,23 @@ impl Engine {
             }
         };
         tokio::time::timeout(grace, all).await.is_ok()
+    }
+}
+
+/// A reverse terminal port cannot run without accounts to log in with.
+fn needs_accounts(
+    p: &ttyward_core::config::PortConfig,
+    access: Option<&reverse_terminal::ConsoleAccess>,
+) -> Result<(), EngineError> {
+    use ttyward_core::config::OperationMode;
+    match (&p.mode, access) {
+        (OperationMode::ReverseTelnet(_) | OperationMode::ReverseSsh(_), None) => {
+            Err(EngineError::NeedsAccounts {
+                port: p.number,
+                mode: p.mode.name(),
+            })
+        }
+        _ => Ok(()),
     }
 }
 

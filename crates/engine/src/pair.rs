@@ -40,7 +40,7 @@ use crate::net::NET_READ;
 use crate::port::{Control, ControlError, PortHandle, PortState, Session};
 
 /// How long a peer may take to say hello once connected.
-pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection attempt of the master may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The peer of the short sessions that only set the lines.

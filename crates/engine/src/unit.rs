@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use ttyward_core::config::{OperationMode, PortConfig};
 
 use crate::gate::Gate;
+use crate::reverse_terminal::{self, ConsoleAccess};
 use crate::tls::{PortTls, TlsSource};
 use crate::{
     BoundListener, EngineError, EventSink, PortHandle, net, pair, port, realcom, tcp_client,
@@ -109,6 +110,7 @@ impl PortUnit {
         events: &EventSink,
         parent: &CancellationToken,
         tls_source: Option<&Arc<dyn TlsSource>>,
+        access: Option<&ConsoleAccess>,
     ) -> PortUnit {
         let cancel = parent.child_token();
         let tracker = TaskTracker::new();
@@ -195,6 +197,26 @@ impl PortUnit {
             }
             (OperationMode::PairMaster(m), _) => {
                 pair::spawn_master(handle.clone(), m, ev, c, &tracker)
+            }
+            (OperationMode::ReverseTelnet(m) | OperationMode::ReverseSsh(m), Bound::Tcp(ls)) => {
+                let protocol = match config.mode {
+                    OperationMode::ReverseSsh(_) => reverse_terminal::Protocol::Ssh,
+                    _ => reverse_terminal::Protocol::Telnet,
+                };
+                // `Engine` refuses these modes without access (see
+                // `EngineError::NeedsAccounts`).
+                if let Some(access) = access {
+                    let params = reverse_terminal::Params::new(protocol, m, access.clone());
+                    reverse_terminal::spawn(
+                        ls,
+                        handle.clone(),
+                        params,
+                        gate.clone(),
+                        ev,
+                        c,
+                        &tracker,
+                    );
+                }
             }
             _ => {}
         }

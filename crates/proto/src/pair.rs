@@ -289,9 +289,15 @@ mod tests {
             dsr: false,
             dcd: true,
         });
-        assert_eq!(encoded(&[lines.clone()]), [0x02, 0x00, 0x01, 0x05]);
+        assert_eq!(
+            encoded(std::slice::from_ref(&lines)),
+            [0x02, 0x00, 0x01, 0x05]
+        );
         let data = Frame::Data(Bytes::from_static(b"AB"));
-        assert_eq!(encoded(&[data.clone()]), [0x01, 0x00, 0x02, 0x41, 0x42]);
+        assert_eq!(
+            encoded(std::slice::from_ref(&data)),
+            [0x01, 0x00, 0x02, 0x41, 0x42]
+        );
 
         let stream = [
             hello,

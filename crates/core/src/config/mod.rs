@@ -167,6 +167,14 @@ pub enum OperationMode {
     PairMaster(PairMasterMode),
     /// NPort "Pair Connection Slave": waits for one pair master.
     PairSlave(PairSlaveMode),
+    /// NPort "Reverse Telnet": a port's serial console over telnet, after
+    /// a login with a ttyward account. Telnet sends the password in clear:
+    /// nothing listens unless a port is set to this mode; prefer
+    /// `reverse-ssh`.
+    ReverseTelnet(ReverseTerminalMode),
+    /// NPort "Reverse SSH": a port's serial console over SSH (password or
+    /// public-key login with a ttyward account).
+    ReverseSsh(ReverseTerminalMode),
 }
 
 /// What a mode listens on, for the modes that listen.
@@ -216,6 +224,9 @@ impl OperationMode {
                 },
             ],
             OperationMode::PairSlave(m) => vec![data(false, &m.bind, m.local_port, "local_port")],
+            OperationMode::ReverseTelnet(m) | OperationMode::ReverseSsh(m) => {
+                vec![data(false, &m.bind, m.local_port, "local_port")]
+            }
             OperationMode::Disabled
             | OperationMode::TcpClient(_)
             | OperationMode::PairMaster(_) => Vec::new(),
@@ -238,6 +249,8 @@ impl OperationMode {
             OperationMode::RealCom(_) => "real-com",
             OperationMode::PairMaster(_) => "pair-master",
             OperationMode::PairSlave(_) => "pair-slave",
+            OperationMode::ReverseTelnet(_) => "reverse-telnet",
+            OperationMode::ReverseSsh(_) => "reverse-ssh",
         }
     }
 }
@@ -425,6 +438,47 @@ pub struct PairSlaveMode {
     /// TCP keep-alive in minutes; 0 = off.
     pub alive_check_min: u8,
 }
+
+/// Reverse Telnet / Reverse SSH (NPort manual 7-29; spec §4.9): terminal
+/// access from the network to the serial console of the device on this
+/// port. Every connection logs in with a ttyward account (lockout and the
+/// login message apply as on the web console); only members of `groups`
+/// reach the console.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReverseTerminalMode {
+    /// Addresses to listen on; default all IPv4 and IPv6 addresses.
+    pub bind: Vec<IpAddr>,
+    /// Local TCP port; default 4000 + port number; 0 = any free port.
+    pub local_port: u16,
+    /// Console sessions at once, 1–64; default 1.
+    pub max_connections: u16,
+    /// Close a console session after this many minutes without data
+    /// either way, 0–99; 0 = never (the NPort's unit is minutes here).
+    pub inactivity_min: u8,
+    /// What a CR LF typed by the user becomes on the serial line.
+    pub map_crlf: MapCrLf,
+    /// The account groups allowed on this port's console (names compared
+    /// without regard to case). Whether they exist is checked at login,
+    /// not here: the configuration does not know the accounts.
+    pub groups: Vec<String>,
+}
+
+/// Reverse terminal "Map keys <CR-LF>": what a CR LF from the network
+/// becomes on the serial side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapCrLf {
+    /// Unchanged: CR LF.
+    #[default]
+    CrLf,
+    /// CR only.
+    Cr,
+    /// LF only.
+    Lf,
+}
+
+/// Longest list of groups a reverse terminal port names.
+pub const MAX_CONSOLE_GROUPS: usize = 16;
 
 /// UDP mode (NPort manual 7-15).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

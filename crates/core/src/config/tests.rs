@@ -297,6 +297,7 @@ fn pair_modes_report_bad_fields_and_port_clashes() {
         number = 2
         device = "sim:echo"
         mode = { type = "pair-master", host = "" }
+        secure = "encrypted"
         [[ports]]
         number = 3
         device = "sim:echo"
@@ -321,6 +322,7 @@ fn pair_modes_report_bad_fields_and_port_clashes() {
             "ports[0].mode.alive_check_min",
             "ports[0].mode.local_port",
             "ports[1].mode.host",
+            "ports[1].secure",
             "ports[4].mode.bind[0]",
             "ports[4].mode.host",
             "ports[3].mode.local_port",
@@ -329,4 +331,105 @@ fn pair_modes_report_bad_fields_and_port_clashes() {
     );
     let host = &err.errors[0].message;
     assert!(host.contains("pair slave"), "{host}");
+}
+
+#[test]
+fn reverse_terminal_modes_take_nport_defaults_and_round_trip() {
+    let c = Config::from_toml(
+        r#"
+        [[ports]]
+        number = 1
+        device = "sim:console"
+        mode = { type = "reverse-ssh" }
+        [[ports]]
+        number = 2
+        device = "sim:console"
+        mode = { type = "reverse-telnet", local_port = 0, max_connections = 2, inactivity_min = 99, map_crlf = "lf", groups = ["Operator", "consoles"] }
+        "#,
+    )
+    .expect("valid");
+    let OperationMode::ReverseSsh(ssh) = &c.ports[0].mode else {
+        panic!("not reverse-ssh: {:?}", c.ports[0].mode)
+    };
+    assert_eq!(
+        *ssh,
+        ReverseTerminalMode {
+            bind: default_bind(),
+            local_port: 4001,
+            max_connections: 1,
+            inactivity_min: 0,
+            map_crlf: MapCrLf::CrLf,
+            groups: vec!["Administrator".into()],
+        }
+    );
+    let OperationMode::ReverseTelnet(telnet) = &c.ports[1].mode else {
+        panic!("not reverse-telnet: {:?}", c.ports[1].mode)
+    };
+    assert_eq!(
+        (
+            telnet.local_port,
+            telnet.max_connections,
+            telnet.inactivity_min,
+            telnet.map_crlf
+        ),
+        (0, 2, 99, MapCrLf::Lf)
+    );
+    assert_eq!(telnet.groups, ["Operator", "consoles"]);
+    assert_eq!(
+        (c.ports[0].mode.name(), c.ports[1].mode.name()),
+        ("reverse-ssh", "reverse-telnet")
+    );
+    assert_eq!(c.ports[0].mode.listen().map(|l| l.port), Some(4001));
+    let back = Config::from_value(&c.to_value()).expect("round trip");
+    assert_eq!(back, c);
+    assert_eq!(c.to_value()["ports"][1]["mode"]["map_crlf"], json!("lf"));
+}
+
+#[test]
+fn reverse_terminal_modes_report_bad_fields() {
+    let err = Config::from_toml(
+        r#"
+        [[ports]]
+        number = 1
+        device = "sim:console"
+        secure = "encrypted"
+        mode = { type = "reverse-ssh", inactivity_min = 100, map_crlf = "crlf", max_connections = 0 }
+        [[ports]]
+        number = 2
+        device = "sim:console"
+        mode = { type = "reverse-telnet", groups = [] }
+        [[ports]]
+        number = 3
+        device = "sim:console"
+        mode = { type = "reverse-telnet", groups = ["Operator", "bad name", 7, "operator"], inactivity_ms = 5 }
+        [[ports]]
+        number = 4
+        device = "sim:console"
+        mode = { type = "reverse-ssh", local_port = 4001 }
+        "#,
+    )
+    .expect_err("bad reverse terminal fields");
+    assert_eq!(
+        paths(&err),
+        [
+            "ports[0].mode.max_connections",
+            "ports[0].mode.inactivity_min",
+            "ports[0].mode.map_crlf",
+            "ports[0].secure",
+            "ports[1].mode.groups",
+            "ports[2].mode.groups[1]",
+            "ports[2].mode.groups[2]",
+            "ports[2].mode.groups[3]",
+            "ports[2].mode.inactivity_ms",
+            "ports[3].mode.local_port",
+        ],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("listed twice"), "{text}");
+    assert!(text.contains("cr-lf"), "{text}");
+    assert!(
+        text.contains("reverse-ssh is encrypted by SSH itself"),
+        "{text}"
+    );
 }

@@ -114,6 +114,28 @@ fn port(w: &mut Walk, index: usize, value: &Value) -> PortConfig {
             "UDP mode has no secure connection (TLS needs TCP); use \"off\" or a TCP mode",
         );
     }
+    if secure != SecureConnection::Off
+        && matches!(
+            mode,
+            OperationMode::ReverseTelnet(_) | OperationMode::ReverseSsh(_)
+        )
+    {
+        w.err(
+            &o.at("secure"),
+            "reverse terminal modes have no TLS; use \"off\" (reverse-ssh is encrypted by SSH itself)",
+        );
+    }
+    if secure != SecureConnection::Off
+        && matches!(
+            mode,
+            OperationMode::PairMaster(_) | OperationMode::PairSlave(_)
+        )
+    {
+        w.err(
+            &o.at("secure"),
+            "pair connection has no TLS yet; use \"off\" (or a VPN between the two sites)",
+        );
+    }
     o.finish(w);
     PortConfig {
         number,
@@ -234,10 +256,12 @@ fn mode(
             local_port: o.int(w, "local_port", port, 0..=u16::MAX),
             alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
         }),
+        Some("reverse-telnet") => OperationMode::ReverseTelnet(reverse_terminal(w, &mut o, port)),
+        Some("reverse-ssh") => OperationMode::ReverseSsh(reverse_terminal(w, &mut o, port)),
         _ => {
             w.err(
                 &o.at("type"),
-                "expected one of: disabled, tcp-server, tcp-client, udp, rfc2217, real-com, pair-master, pair-slave",
+                "expected one of: disabled, tcp-server, tcp-client, udp, rfc2217, real-com, pair-master, pair-slave, reverse-telnet, reverse-ssh",
             );
             OperationMode::Disabled
         }
@@ -342,6 +366,55 @@ fn pair_master(w: &mut Walk, o: &mut Obj<'_>, port: u16) -> PairMasterMode {
         alive_check_min: o.int(w, "alive_check_min", 7, 0..=99),
         reconnect_min_ms,
         reconnect_max_ms,
+    }
+}
+
+fn reverse_terminal(w: &mut Walk, o: &mut Obj<'_>, port: u16) -> ReverseTerminalMode {
+    let bind = o.addrs(w, "bind");
+    let local_port = o.int(w, "local_port", port, 0..=u16::MAX);
+    let max_connections = o.int(w, "max_connections", 1, 1..=MAX_CONNECTIONS);
+    let inactivity_min = o.int(w, "inactivity_min", 0, 0..=99);
+    let map_crlf = o.parse(w, "map_crlf", MapCrLf::CrLf);
+    let gpath = o.at("groups");
+    let groups = match o.get("groups") {
+        None => vec![crate::permission::ADMINISTRATOR.to_owned()],
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_CONSOLE_GROUPS => {
+            let mut groups: Vec<String> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("{gpath}[{i}]");
+                match item.as_str() {
+                    Some(name) => match crate::account::check_name(name) {
+                        Ok(()) if groups.iter().any(|g| g.eq_ignore_ascii_case(name)) => {
+                            w.err(&path, format!("group {name:?} is listed twice"));
+                        }
+                        Ok(()) => groups.push(name.to_owned()),
+                        Err(e) => w.err(&path, format!("not a group name: {e}")),
+                    },
+                    None => w.err(
+                        &path,
+                        format!("expected a group name, found {}", kind(item)),
+                    ),
+                }
+            }
+            groups
+        }
+        Some(_) => {
+            w.err(
+                &gpath,
+                format!(
+                    "give 1–{MAX_CONSOLE_GROUPS} account group names, e.g. [\"Administrator\"]"
+                ),
+            );
+            Vec::new()
+        }
+    };
+    ReverseTerminalMode {
+        bind,
+        local_port,
+        max_connections,
+        inactivity_min,
+        map_crlf,
+        groups,
     }
 }
 

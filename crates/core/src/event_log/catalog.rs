@@ -294,6 +294,12 @@ catalog! {
         "A CA certificate was added to the trusted CA certificates.";
     CaCertificateRemoved = 333, "ca-certificate-removed", Security, Notice,
         "A CA certificate was removed from the trusted CA certificates (by an administrator or a factory reset).";
+    SshKeyAdded = 334, "ssh-key-added", Security, Notice,
+        "An SSH public key was authorized for an account's reverse SSH logins.";
+    SshKeyRemoved = 335, "ssh-key-removed", Security, Notice,
+        "An SSH public key was removed from an account.";
+    ConsoleAccessRefused = 336, "console-access-refused", Security, Warning,
+        "A user logged in on a port's reverse telnet/SSH console without permission for that port (the group is not one of the port's groups).";
     ConfigChanged = 400, "config-changed", Maintenance, Notice,
         "The configuration was changed; the message says by whom and what.";
     ConfigImported = 401, "config-imported", Maintenance, Notice,

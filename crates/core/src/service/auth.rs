@@ -338,7 +338,7 @@ impl Service {
         }
     }
 
-    fn audit_login_failure(&self, caller: &Caller, name: &str, why: &str) {
+    pub(super) fn audit_login_failure(&self, caller: &Caller, name: &str, why: &str) {
         // The name typed is recorded as the user (it may not exist), cut
         // short so a pasted password cannot fill the log.
         let typed: String = name.chars().take(64).collect();
@@ -517,7 +517,7 @@ fn code_refused(why: &str) -> bool {
 
 /// A principal that only names someone (for events before a session
 /// exists).
-fn principal_stub(name: &str) -> Principal {
+pub(super) fn principal_stub(name: &str) -> Principal {
     Principal {
         account_id: 0,
         name: name.to_owned(),

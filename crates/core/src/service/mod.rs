@@ -17,6 +17,7 @@ mod auth;
 mod events;
 mod maintenance;
 mod settings;
+pub mod ssh_keys;
 mod tokens;
 
 use std::fmt;

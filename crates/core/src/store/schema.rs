@@ -9,16 +9,17 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Migration `n` brings the schema from version `n` to `n + 1`.
-fn migrations() -> [String; 3] {
+fn migrations() -> [String; 4] {
     [
         format!("{V1}\n{}", crate::event_log::SCHEMA),
         V2.to_owned(),
         // Version 3: an index for the event log's category + severity
         // filter.
         crate::event_log::store::SEVERITY_CATEGORY_INDEX.to_owned(),
+        V4.to_owned(),
     ]
 }
 
@@ -86,6 +87,20 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_account ON api_tokens(account_id);
 ";
 
+/// Version 4: the SSH public keys an account may log in with on the
+/// reverse SSH consoles (see `crate::service::ssh_keys`). `key` is the
+/// normalised OpenSSH line "type base64", unique per account.
+const V4: &str = "
+CREATE TABLE ssh_keys (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (account_id, key)
+);
+";
+
 /// Bring `conn` up to [`VERSION`].
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -143,7 +158,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(version, VERSION);
         let indexes: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_schema
@@ -161,5 +176,43 @@ mod tests {
         migrate(&mut conn, &path).expect("migrate again");
         drop(conn);
         drop(dir);
+    }
+
+    #[test]
+    fn upgrades_a_version_3_database_with_ssh_keys_that_follow_their_account() {
+        let dir = crate::testutil::tempdir();
+        let path = dir.join("v3.db");
+        let mut conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "foreign_keys", true).expect("fk");
+        for sql in migrations().iter().take(3) {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.pragma_update(None, "user_version", 3)
+            .expect("version");
+        crate::account::ensure_builtin_groups(&conn).expect("groups");
+        let id = crate::account::insert(&conn, "alice", "Administrator", "hash", 1)
+            .expect("account")
+            .expect("new name");
+        migrate(&mut conn, &path).expect("migrate");
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, 4);
+        let add = |key: &str| {
+            conn.execute(
+                "INSERT INTO ssh_keys (account_id, key, comment, created_at) VALUES (?1, ?2, '', 1)",
+                rusqlite::params![id, key],
+            )
+        };
+        add("ssh-ed25519 AAAA").expect("key");
+        assert!(
+            add("ssh-ed25519 AAAA").is_err(),
+            "a key is unique per account"
+        );
+        crate::account::delete(&conn, id).expect("delete");
+        let keys: i64 = conn
+            .query_row("SELECT COUNT(*) FROM ssh_keys", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(keys, 0, "keys go with their account");
     }
 }

@@ -20,6 +20,7 @@ mod maintenance;
 mod modes;
 mod own_password;
 mod password_policy;
+mod secure;
 mod serial;
 mod services;
 mod session;
@@ -171,7 +172,8 @@ pub fn routes() -> Router<AppState> {
         .route("/serial/modes/{number}", post(modes::submit))
         .route("/serial/parameters", get(serial::page))
         .route("/serial/parameters/{number}", post(serial::submit))
-        .route("/serial/secure", get(coming))
+        .route("/serial/secure", get(secure::page))
+        .route("/serial/secure/{number}", post(secure::submit))
         .route(
             "/security/services",
             get(services::page).post(services::submit),
@@ -253,11 +255,6 @@ async fn coming(v: Visitor, uri: axum::http::Uri) -> Result<Response, PageError>
     let permission = Nav::permission_of(&path).unwrap_or(Permission::SystemView);
     v.require(permission)?;
     let (active, title, what) = match path.as_str() {
-        "/serial/secure" => (
-            "/serial/secure",
-            "Secure Connection",
-            "TLS and mutual TLS for serial data (per port)",
-        ),
         "/accounts/auth-server" => (
             "/accounts/auth-server",
             "Authentication Server",

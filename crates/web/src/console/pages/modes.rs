@@ -222,6 +222,12 @@ impl ModeView {
                 v.local_port = m.local_port.to_string();
                 v.alive_check_min = m.alive_check_min.to_string();
             }
+            // Reverse terminal modes have no form here yet (configuration
+            // file, REST): show what the shared fields can.
+            OperationMode::ReverseTelnet(m) | OperationMode::ReverseSsh(m) => {
+                v.local_port = m.local_port.to_string();
+                v.max_connections = m.max_connections.to_string();
+            }
         }
         v
     }
