@@ -70,3 +70,43 @@ fn pair_bridges_link_two_ptys_and_relink_after_the_slave_restarts() {
     assert_eq!(master.stop(), Some(0), "master exits cleanly");
     assert_eq!(slave.stop(), Some(0), "slave exits cleanly");
 }
+
+/// Secure Connection on both ends: the link is TLS (each bridge makes its
+/// own self-signed certificate; "encrypted" does not check it), bytes cross
+/// both ways, and a plain TCP peer is refused by the slave.
+#[test]
+fn pair_link_over_tls() {
+    let (a, b) = (PtyPair::open().expect("pty"), PtyPair::open().expect("pty"));
+    let secure = |pty: &PtyPair, target: &str, mode: &str| {
+        Ttyward::bridge(&[
+            &format!("{}@{target}", pty.slave_path.display()),
+            "--mode",
+            mode,
+            "--secure",
+            "encrypted",
+        ])
+    };
+    let slave = secure(&b, "127.0.0.1:0", "pair-slave");
+    let port = slave.listeners.first().expect("slave listens").1;
+    // A plain peer gets nothing: the slave waits for a TLS ClientHello,
+    // and a hello frame is not one.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    std::io::Write::write_all(&mut plain, b"\x03\x00\x0ettyward-pair/1").expect("write");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    // The slave's TLS alert and close, or nothing within the timeout.
+    let _ = std::io::Read::read_to_end(&mut plain, &mut got);
+    assert!(
+        !got.windows(12).any(|w| w == b"ttyward-pair"),
+        "the slave answered a plain hello: {got:?}"
+    );
+    drop(plain);
+    let master = secure(&a, &format!("127.0.0.1:{port}"), "pair-master");
+    wait_linked(&a, &b);
+    crosses(&a, &b, &all_bytes(5));
+    crosses(&b, &a, &all_bytes(9));
+    assert_eq!(master.stop(), Some(0));
+    assert_eq!(slave.stop(), Some(0));
+}

@@ -233,11 +233,7 @@ fn reverse_ssh_with_a_key_or_a_password_reaches_the_console_and_shows_the_login_
     );
 
     // No command runs on a serial console.
-    let (code, _, stderr) = run_bounded(
-        &mut ssh(port, ADMIN, &[&key_opts[..], &["uname"]].concat()),
-        b"",
-        CHILD,
-    );
+    let (code, _, stderr) = run_bounded(ssh(port, ADMIN, &key_opts).arg("uname"), b"", CHILD);
     assert_ne!(code, Some(0), "exec must be refused: {stderr}");
     assert!(stderr.contains("exec request failed"), "{stderr}");
 
@@ -696,4 +692,24 @@ impl Drop for TelnetClient {
             let _ = self.child.wait();
         }
     }
+}
+
+#[test]
+fn bridge_refuses_reverse_terminal_ports_for_want_of_accounts() {
+    let dir = TempDir::new("reverse-bridge");
+    let file = dir.path().join("ports.toml");
+    std::fs::write(
+        &file,
+        "[[ports]]\nnumber = 1\ndevice = \"sim:console\"\nmode = { type = \"reverse-ssh\", bind = [\"127.0.0.1\"], local_port = 0 }\n",
+    )
+    .expect("write");
+    let (code, _, stderr) = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_ttyward"))
+            .args(["bridge", "--config"])
+            .arg(&file),
+        b"",
+        CHILD,
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("use `ttyward run`"), "{stderr}");
 }

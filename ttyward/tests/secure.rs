@@ -567,8 +567,11 @@ fn assert_refused_for(line: &str, reason: &str) {
 #[test]
 fn encrypted_tcp_server_echoes_exactly_and_refuses_plain_and_old_tls() {
     let pki = Pki::new("secure-encrypted");
+    // Several connections: a closed one may hold its slot for a moment.
     let bridge = Bridge::start(&[
         "sim:echo@127.0.0.1:0",
+        "--max-connections",
+        "4",
         "--secure",
         "encrypted",
         "--tls-cert",
@@ -916,12 +919,12 @@ fn authenticated_tcp_client_checks_the_servers_name() {
     assert!(!b.log().text().contains("failed"), "{}", b.log().text());
 }
 
-/// Found while testing: Pair Connection accepts `secure` but does no TLS
-/// (crates/engine/src/pair.rs: "Not done: TLS"), so a port configured
-/// "encrypted" serves plain TCP. Either the configuration must refuse it,
-/// as it does for UDP, or the slave must refuse a plain client.
+/// Pair Connection has no TLS (crates/engine/src/pair.rs), so `secure`
+/// on a pair port must not be taken silently (it was, and served plain
+/// TCP): the configuration refuses it naming the field, as for UDP, or,
+/// once pair has TLS, a plain client is refused.
 #[test]
-fn pair_connection_with_secure_is_refused_or_encrypted() {
+fn pair_connection_never_serves_plain_tcp_when_secure_is_set() {
     let dir = TempDir::new("secure-pair");
     let config = dir.path().join("pair.toml");
     std::fs::write(

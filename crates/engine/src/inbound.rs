@@ -130,6 +130,11 @@ impl InboundReceiver {
         self.rx.recv().await
     }
 
+    /// Items (data chunks, control requests) sent and not yet done with.
+    pub(crate) fn items_queued(&self) -> usize {
+        self.direct.lock().queued
+    }
+
     /// A handle for writing while `recv` is borrowed elsewhere.
     pub(crate) fn writer(&self) -> InboundWriter {
         InboundWriter {

@@ -89,8 +89,7 @@ pub enum EngineError {
 #[derive(Debug)]
 pub struct Engine {
     units: Vec<unit::PortUnit>,
-    tls: Option<Arc<dyn tls::TlsSource>>,
-    access: Option<reverse_terminal::ConsoleAccess>,
+    sources: unit::Sources,
     discovery: Option<dsci::Responder>,
     gate: gate::Gate,
     events: EventSink,
@@ -128,9 +127,10 @@ impl Engine {
         tls: Option<Arc<dyn tls::TlsSource>>,
         access: Option<reverse_terminal::ConsoleAccess>,
     ) -> Result<Engine, EngineError> {
+        let sources = unit::Sources { tls, access };
         let mut bound = Vec::new();
         for p in &config.ports {
-            needs_accounts(p, access.as_ref())?;
+            needs_accounts(p, sources.access.as_ref())?;
             bound.push(unit::bind(p)?);
         }
         let cancel = CancellationToken::new();
@@ -140,23 +140,13 @@ impl Engine {
             .iter()
             .zip(bound)
             .map(|(p, (sockets, listeners))| {
-                unit::PortUnit::start(
-                    p,
-                    sockets,
-                    listeners,
-                    &gate,
-                    &events,
-                    &cancel,
-                    tls.as_ref(),
-                    access.as_ref(),
-                )
+                unit::PortUnit::start(p, sockets, listeners, &gate, &events, &cancel, &sources)
             })
             .collect();
         let discovery = start_discovery(config, &gate, &cancel);
         Ok(Engine {
             units,
-            tls,
-            access,
+            sources,
             discovery,
             gate,
             events,
@@ -201,7 +191,7 @@ impl Engine {
             if keep.iter().any(|u| u.config.number == p.number) {
                 continue;
             }
-            match needs_accounts(p, self.access.as_ref()).and_then(|()| unit::bind(p)) {
+            match needs_accounts(p, self.sources.access.as_ref()).and_then(|()| unit::bind(p)) {
                 Ok((sockets, listeners)) => keep.push(unit::PortUnit::start(
                     p,
                     sockets,
@@ -209,8 +199,7 @@ impl Engine {
                     &self.gate,
                     &self.events,
                     &self.cancel,
-                    self.tls.as_ref(),
-                    self.access.as_ref(),
+                    &self.sources,
                 )),
                 Err(e) => failures.push((p.number, e)),
             }

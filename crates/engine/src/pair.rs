@@ -14,16 +14,19 @@
 //! it. While no link is up, RTS and DTR are held low so the device can
 //! tell.
 //!
-//! Not done: TLS (the NPort's "secure" pair option), the NPort's own pair
-//! protocol (undocumented), DCD and RI on the far side (no output to show
-//! them on).
+//! With the port's Secure Connection on, the link is TLS (the master checks
+//! the slave's name in "authenticated" mode, the slave the master's
+//! certificate), before the hello.
+//!
+//! Not done: the NPort's own pair protocol (undocumented), DCD and RI on
+//! the far side (no output to show them on).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +40,12 @@ use crate::counters::add;
 use crate::event::{EventKind, EventSink};
 use crate::gate::Gate;
 use crate::net::NET_READ;
+use crate::tls::PortTls;
+
+/// A link's byte stream: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+type LinkStream = Box<dyn Stream>;
 use crate::port::{Control, ControlError, PortHandle, PortState, Session};
 
 /// How long a peer may take to say hello once connected.
@@ -50,6 +59,7 @@ const NO_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0
 pub(crate) fn spawn_master(
     port: PortHandle,
     mode: &PairMasterMode,
+    tls: &PortTls,
     events: EventSink,
     cancel: CancellationToken,
     tracker: &TaskTracker,
@@ -57,6 +67,7 @@ pub(crate) fn spawn_master(
     let master = Master {
         port,
         mode: mode.clone(),
+        tls: tls.clone(),
         events,
         cancel,
     };
@@ -64,10 +75,12 @@ pub(crate) fn spawn_master(
 }
 
 /// Start the slave: an accept loop per listener, one link at a time.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn_slave(
     listeners: Vec<TcpListener>,
     port: PortHandle,
     mode: &PairSlaveMode,
+    tls: &PortTls,
     gate: Gate,
     events: EventSink,
     cancel: CancellationToken,
@@ -78,6 +91,7 @@ pub(crate) fn spawn_slave(
         let accept = Accept {
             port: port.clone(),
             alive_check_min: mode.alive_check_min,
+            tls: tls.clone(),
             gate: gate.clone(),
             events: events.clone(),
             cancel: cancel.clone(),
@@ -92,6 +106,7 @@ pub(crate) fn spawn_slave(
 struct Master {
     port: PortHandle,
     mode: PairMasterMode,
+    tls: PortTls,
     events: EventSink,
     cancel: CancellationToken,
 }
@@ -116,6 +131,10 @@ impl Master {
                 let stream =
                     connect(&self.mode.host, self.mode.port, self.mode.alive_check_min).await?;
                 let peer = stream.peer_addr().unwrap_or(NO_PEER);
+                let stream: LinkStream = match self.tls.on() {
+                    true => Box::new(self.tls.connect(stream, &self.mode.host).await?),
+                    false => Box::new(stream),
+                };
                 Ok::<_, String>((handshake(stream).await?, peer))
             };
             let attempt = tokio::select! {
@@ -151,6 +170,7 @@ impl Master {
 struct Accept {
     port: PortHandle,
     alive_check_min: u8,
+    tls: PortTls,
     gate: Gate,
     events: EventSink,
     cancel: CancellationToken,
@@ -195,13 +215,21 @@ impl Accept {
             let (port, events, cancel) =
                 (self.port.clone(), self.events.clone(), self.cancel.clone());
             let alive_check_min = self.alive_check_min;
+            let tls = self.tls.clone();
             self.tracker.spawn(async move {
                 if let Err(e) = crate::net::configure_stream(&stream, alive_check_min) {
                     tracing::debug!("socket options for {peer}: {e}");
                 }
+                let secured = async {
+                    let stream: LinkStream = match tls.on() {
+                        true => Box::new(tls.accept(stream).await?),
+                        false => Box::new(stream),
+                    };
+                    handshake(stream).await
+                };
                 let link = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    l = handshake(stream) => l,
+                    l = secured => l,
                 };
                 match link {
                     Ok(link) => serve(link, peer, &port, &events, &cancel).await,
@@ -221,13 +249,13 @@ fn refuse(port: &PortHandle, events: &EventSink, peer: SocketAddr, reason: Strin
 
 /// A connection whose peer said hello, with what it sent after the hello.
 struct Link {
-    stream: TcpStream,
+    stream: LinkStream,
     rbuf: BytesMut,
     decoder: Decoder,
 }
 
 /// Say hello and wait for the peer's, which must be its first frame.
-async fn handshake(mut stream: TcpStream) -> Result<Link, String> {
+async fn handshake(mut stream: LinkStream) -> Result<Link, String> {
     let mut hello = BytesMut::new();
     Frame::Hello.encode(&mut hello);
     stream
@@ -293,11 +321,11 @@ async fn serve(
 /// sides cannot block each other); returns why the link ended.
 async fn forward(link: Link, session: &Session) -> String {
     let Link {
-        mut stream,
+        stream,
         mut rbuf,
         mut decoder,
     } = link;
-    let (mut rd, mut wr) = stream.split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let from_peer = async {
         loop {
             loop {

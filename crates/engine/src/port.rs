@@ -105,8 +105,9 @@ pub struct PortSnapshot {
     pub break_on: bool,
     /// Bytes the device driver holds, received and not yet read.
     pub input_queued: u32,
-    /// Bytes written to the device and not yet sent on the line (all data
-    /// sent before the request has reached the device by then).
+    /// Not yet sent on the line: the driver's output queue in bytes, plus
+    /// one per chunk or request still queued in ttyward. Zero means all
+    /// data sent so far has left.
     pub output_queued: u32,
 }
 
@@ -137,6 +138,8 @@ pub enum AttachError {
 
 enum Command {
     Attach(Arc<Outbox>, oneshot::Sender<Result<(), AttachError>>),
+    /// A control that must not wait behind data (see `Session::control_now`).
+    Now(Control, oneshot::Sender<Result<PortSnapshot, ControlError>>),
 }
 
 /// State shared by the actor and all handles.
@@ -293,6 +296,20 @@ impl Session {
         Ok(())
     }
 
+    /// Apply a control request at once, ahead of data still queued for the
+    /// device. For what must work while the device takes no data (output
+    /// held by SETXOFF or by flow control): queries, resuming output,
+    /// discarding. Everything else goes through [`Session::control`].
+    pub async fn control_now(&self, control: Control) -> Result<PortSnapshot, ControlError> {
+        let (tx, rx) = oneshot::channel();
+        self.port
+            .commands
+            .send(Command::Now(control, tx))
+            .await
+            .map_err(|_| ControlError::Stopped)?;
+        rx.await.map_err(|_| ControlError::Stopped)?
+    }
+
     /// Apply a control request after all data sent before it.
     pub async fn control(&self, control: Control) -> Result<PortSnapshot, ControlError> {
         let (tx, rx) = oneshot::channel();
@@ -433,6 +450,7 @@ impl PortActor {
                 _ = &mut retry => return true,
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Attach(_, reply)) => { let _ = reply.send(Err(AttachError::DeviceMissing)); }
+                    Some(Command::Now(_, reply)) => { let _ = reply.send(Err(ControlError::DeviceMissing)); }
                     None => return false,
                 },
                 msg = self.inbound.recv() => {
@@ -505,6 +523,9 @@ impl PortActor {
                         self.outboxes.push(outbox);
                         let _ = reply.send(Ok(()));
                     }
+                    Some(Command::Now(control, reply)) => {
+                        let _ = reply.send(self.control(dev, control, true));
+                    }
                     None => return Ended::Stopped,
                 },
                 r = poll_fn(|cx| {
@@ -525,7 +546,7 @@ impl PortActor {
                     Some(Inbound::Data(data)) if !data.is_empty() => *pending = data,
                     Some(Inbound::Data(_)) => writer.finished(),
                     Some(Inbound::Control(control, reply)) => {
-                        let _ = reply.send(self.control(dev, control));
+                        let _ = reply.send(self.control(dev, control, false));
                         writer.finished();
                     }
                     None => return Ended::Stopped,
@@ -621,11 +642,20 @@ impl PortActor {
         }
     }
 
+    /// Apply `control`; `via_command`: it came by [`Session::control_now`],
+    /// not in order through the inbound queue.
     fn control(
         &mut self,
         dev: &dyn SerialDevice,
         control: Control,
+        via_command: bool,
     ) -> Result<PortSnapshot, ControlError> {
+        // What is still on its way to the device, beyond the driver's own
+        // queue: a request being applied in order counts itself, so it is
+        // left out.
+        let ordered = usize::from(!via_command);
+        let queued =
+            u32::try_from(self.inbound.items_queued().saturating_sub(ordered)).unwrap_or(u32::MAX);
         let lines_changed = matches!(control, Control::Dtr(_) | Control::Rts(_));
         match control {
             Control::Serial(change) => {
@@ -667,7 +697,7 @@ impl PortActor {
             modem,
             break_on: self.break_on,
             input_queued: dev.input_queued().unwrap_or(0),
-            output_queued: dev.output_queued().unwrap_or(0),
+            output_queued: dev.output_queued().unwrap_or(0).saturating_add(queued),
         })
     }
 }

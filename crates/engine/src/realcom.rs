@@ -142,6 +142,7 @@ pub(crate) fn spawn(
         cancel,
         tracker: tracker.clone(),
         pairs: Mutex::new(Pairs::default()),
+        line: tokio::sync::Mutex::new(()),
         data_slots: Arc::new(Semaphore::new(limit)),
         // Room for a few unpaired command connections more than hosts, so a
         // stranger holding one (it is closed after PAIR_WAIT) or a host
@@ -173,6 +174,10 @@ struct Shared {
     tracker: TaskTracker,
     // A std Mutex: a few vector operations, never held across an await.
     pairs: Mutex<Pairs>,
+    /// Held while the line is opened for the first host or closed after
+    /// the last: a host reconnecting at once waits for the old session's
+    /// close, which then leaves the line alone (spec §6.7).
+    line: tokio::sync::Mutex<()>,
     data_slots: Arc<Semaphore>,
     command_slots: Arc<Semaphore>,
 }
@@ -234,10 +239,12 @@ impl Shared {
             let me = self.clone();
             self.tracker.spawn(async move {
                 match channel {
-                    Channel::Data => me.serve_data(stream, peer).await,
-                    Channel::Command => me.serve_command(stream, peer).await,
+                    Channel::Data => me.serve_data(stream, peer, permit).await,
+                    Channel::Command => {
+                        me.serve_command(stream, peer).await;
+                        drop(permit);
+                    }
                 }
-                drop(permit);
                 drop(admitted);
             });
         }
@@ -260,7 +267,12 @@ impl Shared {
         self.pairs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn serve_data(&self, stream: TcpStream, peer: SocketAddr) {
+    async fn serve_data(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let tls = &self.params.tls;
         let secured = crate::tcp_server::secure(stream, peer, &self.port, tls, &self.events);
         let Some(conn) = secured.await else {
@@ -308,7 +320,11 @@ impl Shared {
         )
         .await;
         link.closed.cancel();
-        if self.unregister_data(&link) && driver {
+        let last = self.unregister_data(&link);
+        // The slot is free before the line is closed: npreal2 reconnects at
+        // once after a drop and must not be turned away meanwhile.
+        drop(slot);
+        if last && driver {
             self.connection_down(&link.session).await;
         }
         self.events.emit(
@@ -353,6 +369,7 @@ impl Shared {
     /// The first host connected: the port starts from its stored settings
     /// with DTR and RTS raised (spec §2.4).
     async fn connection_up(&self, session: &Session) {
+        let _line = self.line.lock().await;
         let s = &self.params.settings;
         let stored = SerialChange {
             baud: Some(s.baud),
@@ -377,12 +394,18 @@ impl Shared {
     /// then set DTR and RTS as configured, so the device can tell the link
     /// is down (NPort "connection goes down").
     async fn connection_down(&self, session: &Session) {
+        let _line = self.line.lock().await;
+        let reconnected = || self.pairs().open_data > 0;
         let deadline = Instant::now() + CLOSE_DRAIN;
-        while let Ok(snap) = session.control(Control::Query).await {
-            if snap.output_queued == 0 || Instant::now() >= deadline {
+        while let Ok(snap) = session.control_now(Control::Query).await {
+            if snap.output_queued == 0 || Instant::now() >= deadline || reconnected() {
                 break;
             }
             tokio::time::sleep(DRAIN_POLL).await;
+        }
+        if reconnected() {
+            // A host is back (npreal2's session recovery): the line is its.
+            return;
         }
         let level = |l: LineOnDown| l == LineOnDown::AlwaysHigh;
         let m = &self.params.mode;
@@ -584,12 +607,21 @@ impl<'a> CommandConnection<'a> {
         }
     }
 
+    /// Carry out `control`. Queries, output hold and purges go ahead of
+    /// queued data: held or flow-blocked output must not stop the very
+    /// commands that release it (SETXON, FLUSH, LSTATUS). Line settings,
+    /// modem lines and breaks keep their place after earlier data.
     async fn control(&self, control: Control) -> Result<PortSnapshot, String> {
         let link = self.link.upgrade().ok_or("data connection closed")?;
-        link.session
-            .control(control)
-            .await
-            .map_err(|e| e.to_string())
+        let now = matches!(
+            control,
+            Control::Query | Control::HoldOutput(_) | Control::Purge(_)
+        );
+        let result = match now {
+            true => link.session.control_now(control).await,
+            false => link.session.control(control).await,
+        };
+        result.map_err(|e| e.to_string())
     }
 
     /// Apply `control` if this host may control the port; the state after.

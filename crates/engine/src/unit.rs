@@ -19,6 +19,14 @@ use crate::{
     tcp_server, udp,
 };
 
+/// What ports take from outside the engine: the certificates of Secure
+/// Connection and the logins of the reverse terminal consoles.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sources {
+    pub(crate) tls: Option<Arc<dyn TlsSource>>,
+    pub(crate) access: Option<ConsoleAccess>,
+}
+
 /// Sockets of one port, bound before anything starts.
 pub(crate) enum Bound {
     Tcp(Vec<tokio::net::TcpListener>),
@@ -109,8 +117,7 @@ impl PortUnit {
         gate: &Gate,
         events: &EventSink,
         parent: &CancellationToken,
-        tls_source: Option<&Arc<dyn TlsSource>>,
-        access: Option<&ConsoleAccess>,
+        sources: &Sources,
     ) -> PortUnit {
         let cancel = parent.child_token();
         let tracker = TaskTracker::new();
@@ -127,7 +134,7 @@ impl PortUnit {
         let handle = port::spawn(config, events.clone(), cancel.clone(), &tracker);
         let tls = PortTls {
             mode: config.secure,
-            source: tls_source.cloned(),
+            source: sources.tls.clone(),
             handshake_timeout: gate.handshake_timeout(),
         };
         let (ev, c) = (events.clone(), cancel);
@@ -193,10 +200,10 @@ impl PortUnit {
                 tcp_client::spawn(handle.clone(), m, &tls, ev, c, &tracker)
             }
             (OperationMode::PairSlave(m), Bound::Tcp(ls)) => {
-                pair::spawn_slave(ls, handle.clone(), m, gate.clone(), ev, c, &tracker)
+                pair::spawn_slave(ls, handle.clone(), m, &tls, gate.clone(), ev, c, &tracker)
             }
             (OperationMode::PairMaster(m), _) => {
-                pair::spawn_master(handle.clone(), m, ev, c, &tracker)
+                pair::spawn_master(handle.clone(), m, &tls, ev, c, &tracker)
             }
             (OperationMode::ReverseTelnet(m) | OperationMode::ReverseSsh(m), Bound::Tcp(ls)) => {
                 let protocol = match config.mode {
@@ -205,7 +212,7 @@ impl PortUnit {
                 };
                 // `Engine` refuses these modes without access (see
                 // `EngineError::NeedsAccounts`).
-                if let Some(access) = access {
+                if let Some(access) = &sources.access {
                     let params = reverse_terminal::Params::new(protocol, m, access.clone());
                     reverse_terminal::spawn(
                         ls,

@@ -284,16 +284,14 @@ impl Authenticator for Accounts {
             };
             loop {
                 tokio::time::sleep(SESSION_CHECK).await;
-                match self
+                // A store hiccup (any other error) is no reason to cut a
+                // console.
+                if let Err(ServiceError::Unauthenticated) = self
                     .service
                     .authenticate(&login.token, login.source, login.interface)
                     .await
                 {
-                    Err(ServiceError::Unauthenticated) => {
-                        return "the login session has ended (ended by an administrator, account disabled, or its lifetime is over)".to_owned();
-                    }
-                    // A store hiccup is no reason to cut a console.
-                    Ok(_) | Err(_) => {}
+                    return "the login session has ended (ended by an administrator, account disabled, or its lifetime is over)".to_owned();
                 }
             }
         })

@@ -297,7 +297,7 @@ fn pair_modes_report_bad_fields_and_port_clashes() {
         number = 2
         device = "sim:echo"
         mode = { type = "pair-master", host = "" }
-        secure = "encrypted"
+        secure = "encrypted"            # pair connection can use TLS
         [[ports]]
         number = 3
         device = "sim:echo"
@@ -322,7 +322,6 @@ fn pair_modes_report_bad_fields_and_port_clashes() {
             "ports[0].mode.alive_check_min",
             "ports[0].mode.local_port",
             "ports[1].mode.host",
-            "ports[1].secure",
             "ports[4].mode.bind[0]",
             "ports[4].mode.host",
             "ports[3].mode.local_port",

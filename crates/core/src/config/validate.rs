@@ -125,17 +125,6 @@ fn port(w: &mut Walk, index: usize, value: &Value) -> PortConfig {
             "reverse terminal modes have no TLS; use \"off\" (reverse-ssh is encrypted by SSH itself)",
         );
     }
-    if secure != SecureConnection::Off
-        && matches!(
-            mode,
-            OperationMode::PairMaster(_) | OperationMode::PairSlave(_)
-        )
-    {
-        w.err(
-            &o.at("secure"),
-            "pair connection has no TLS yet; use \"off\" (or a VPN between the two sites)",
-        );
-    }
     o.finish(w);
     PortConfig {
         number,

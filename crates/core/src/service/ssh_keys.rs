@@ -608,4 +608,97 @@ mod tests {
         ))
         .expect_err("curve mismatch");
     }
+
+    /// A service with an Administrator `admin` and an Operator `op`, and
+    /// the caller `op` logged in on the web console.
+    async fn service(dir: &std::path::Path) -> (Service, Caller) {
+        let s = Service::open(dir).expect("open");
+        s.create_first_admin(
+            &Caller::local(),
+            "admin",
+            "correct horse battery staple",
+            None,
+        )
+        .await
+        .expect("admin");
+        s.create_account(
+            &Caller::local(),
+            "op",
+            "Operator",
+            "operator passphrase 2026",
+        )
+        .await
+        .expect("op");
+        let from = Source::Net(std::net::Ipv4Addr::LOCALHOST.into());
+        let ok = s
+            .login("op", "operator passphrase 2026", from, Interface::Web)
+            .await
+            .expect("login");
+        let op = s
+            .authenticate(&ok.token, from, Interface::Web)
+            .await
+            .expect("session");
+        (s, op)
+    }
+
+    #[tokio::test]
+    async fn an_account_manages_its_own_keys_and_logs_in_with_them_within_the_lockout() {
+        let dir = crate::testutil::tempdir();
+        let (s, op) = service(&dir).await;
+        // Its own: yes; someone else's: needs accounts.change.
+        let key = s.add_ssh_key(&op, "op", ED25519).await.expect("own key");
+        assert_eq!(key.fingerprint, ED25519_FINGERPRINT);
+        assert!(matches!(
+            s.add_ssh_key(&op, "admin", ED25519).await,
+            Err(ServiceError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            s.add_ssh_key(&op, "op", ED25519).await,
+            Err(ServiceError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.ssh_keys(&op, "admin").await,
+            Err(ServiceError::Forbidden { .. })
+        ));
+        assert_eq!(s.ssh_keys(&op, "op").await.expect("list").len(), 1);
+        s.add_ssh_key(&Caller::local(), "admin", ED25519)
+            .await
+            .expect("an administrator adds anyone's");
+
+        let from = Source::Net(std::net::Ipv4Addr::new(127, 0, 0, 9).into());
+        let line =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPgzdNIo6oJXUseeUALSSuZnVOVDq+3KVTuztaHHwLsJ";
+        assert!(s.ssh_key_authorized("op", line).await.expect("known"));
+        assert!(!s.ssh_key_authorized("nobody", line).await.expect("unknown"));
+        let ok = s
+            .login_with_key("op", line, from, Interface::Ssh)
+            .await
+            .expect("key login");
+        assert_eq!(ok.account, "op");
+        // Five wrong passwords lock the account from that address: the
+        // key is refused too, until the lock is lifted.
+        for _ in 0..5 {
+            let _ = s
+                .login("op", "wrong wrong wrong", from, Interface::Ssh)
+                .await;
+        }
+        assert!(matches!(
+            s.login_with_key("op", line, from, Interface::Ssh).await,
+            Err(ServiceError::LoginFailed { .. })
+        ));
+        s.unlock(&Caller::local(), Some("op"), Some("127.0.0.9"))
+            .await
+            .expect("unlock");
+        s.login_with_key("op", line, from, Interface::Ssh)
+            .await
+            .expect("key login after unlock");
+
+        s.remove_ssh_key(&op, "op", key.id).await.expect("remove");
+        assert!(!s.ssh_key_authorized("op", line).await.expect("gone"));
+        assert!(matches!(
+            s.remove_ssh_key(&op, "op", key.id).await,
+            Err(ServiceError::NotFound { .. })
+        ));
+        s.events().flush().await.expect("flush");
+    }
 }

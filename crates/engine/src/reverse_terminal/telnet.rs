@@ -134,12 +134,21 @@ async fn run_console(
 ) -> String {
     let session = &console.session;
     let params = &conn.shared.params;
-    // Whatever was typed ahead of the console belongs to the login.
-    t.typed.clear();
     let mut map = CrLfMap::new(params.map_crlf);
+    // What was typed ahead during the login goes to the device, as on a
+    // terminal (the LF of the password's CR LF excepted).
+    let mut ahead: Vec<u8> = t.typed.drain(..).collect();
+    if std::mem::take(&mut t.after_cr) && matches!(ahead.first(), Some(&(LF | NUL))) {
+        ahead.remove(0);
+    }
+    let mut to_device = Vec::new();
+    map.map(&ahead, &mut to_device);
+    map.flush(&mut to_device);
+    if let Err(why) = send(session, &mut to_device).await {
+        return why;
+    }
     let inactivity = params.inactivity;
     let mut chunks: Vec<Bytes> = Vec::new();
-    let mut to_device = Vec::new();
     let mut peer_done = false;
     let idle = tokio::time::sleep(inactivity.unwrap_or(FAR));
     let hold = tokio::time::sleep(FAR);

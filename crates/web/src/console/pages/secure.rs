@@ -3,8 +3,9 @@
 //! "Encrypted and authenticated connection" (mutual TLS: the remote
 //! device or host must present a certificate from a CA uploaded under
 //! Security > Certificate). Saving goes through the configuration like the
-//! other serial pages, so the validator names a refused choice (UDP has no
-//! TLS) and only the changed port restarts.
+//! other serial pages, so the validator names a refused choice (UDP, Pair
+//! Connection and the reverse terminal modes have no TLS) and only the
+//! changed port restarts.
 //!
 //! Not here: the TLS itself (the engine's `tls` module, fed by the
 //! daemon's `data_tls`) and uploading CA certificates (the seed's "Remote
@@ -44,7 +45,8 @@ enum Reach {
     Client,
     /// UDP: none (the validator refuses anything but off).
     Udp,
-    /// Pair Connection: the engine does not do TLS there yet.
+    /// Pair Connection: no TLS yet (the validator refuses anything but
+    /// off).
     Pair,
     /// Reverse Telnet and SSH: none (the validator refuses anything but
     /// off; SSH encrypts by itself).
@@ -80,7 +82,7 @@ impl Reach {
             }
             Reach::Udp => "UDP ports cannot use Secure Connection: TLS needs TCP.",
             Reach::Pair => {
-                "Pair Connection does not use TLS yet: this setting has no effect in this mode."
+                "Pair Connection has no TLS yet: only Off (use a VPN between the two sites)."
             }
             Reach::Reverse => {
                 "Reverse Telnet and Reverse SSH cannot use Secure Connection (Reverse SSH is encrypted by SSH itself)."
@@ -91,7 +93,7 @@ impl Reach {
 
     /// Whether the validator takes anything but off for this mode.
     fn has_tls(self) -> bool {
-        !matches!(self, Reach::Udp | Reach::Reverse)
+        !matches!(self, Reach::Udp | Reach::Pair | Reach::Reverse)
     }
 }
 
@@ -254,11 +256,13 @@ mod tests {
 
     fn config() -> Config {
         Config::from_value(&json!({"ports": [
-            {"number": 1, "device": "sim:echo", "secure": "authenticated"},
+            {"number": 1, "device": "sim:echo", "secure": "authenticated",
+                "mode": {"type": "tcp-server"}},
             {"number": 2, "device": "sim:echo", "mode": {"type": "udp",
                 "destinations": [{"begin": "127.0.0.1", "port": 5000}]}},
             {"number": 3, "device": "sim:echo", "secure": "encrypted",
                 "mode": {"type": "real-com"}},
+            {"number": 4, "device": "sim:echo", "mode": {"type": "pair-slave"}},
         ]}))
         .expect("a valid configuration")
     }
@@ -281,6 +285,7 @@ mod tests {
         assert!(r[1].note.contains("TLS needs TCP"));
         assert_eq!(r[1].options, [("off", "Off")], "UDP is offered only off");
         assert_eq!(r[0].options.len(), 3);
+        assert_eq!(r[3].options, [("off", "Off")], "pair has no TLS");
         assert_eq!(r[1].current, "Off");
         assert!(r[2].note.contains("command connection stays plain"));
     }
