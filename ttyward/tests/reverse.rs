@@ -162,7 +162,7 @@ fn wait_events(
     what: &str,
     found: impl Fn(&[serde_json::Value]) -> bool,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let events = events_json(dir);
         if found(&events) {
@@ -170,10 +170,24 @@ fn wait_events(
         }
         assert!(
             Instant::now() < deadline,
-            "no {what} in the event log: {events:#?}"
+            "no {what} in the event log: {:#?}",
+            summary(&events)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// One line per event (for failure messages).
+fn summary(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e["event"], e["user"], e["source"], e["message"]
+            )
+        })
+        .collect()
 }
 
 fn count(events: &[serde_json::Value], name: &str, user: &str) -> usize {

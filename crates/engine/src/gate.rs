@@ -141,6 +141,39 @@ pub(crate) fn count_refusal(
     }
 }
 
+/// The next connection on a serial port's listener that the Gate admits
+/// (shared by every serial accept loop); `None` once `cancel` fires.
+/// Refusals are counted and reported; a failing accept (EMFILE and
+/// friends) backs off instead of spinning.
+pub(crate) async fn next_admitted(
+    listener: &tokio::net::TcpListener,
+    gate: &Gate,
+    port: &crate::port::PortHandle,
+    events: &crate::event::EventSink,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr, GatePermit)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(port = port.number(), "accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // The Gate first: a refused source must not use up one of the
+        // port's connection slots, even for a moment.
+        match gate.admit(peer.ip(), ServiceKind::Serial) {
+            Ok(permit) => return Some((stream, peer, permit)),
+            Err(refused) => count_refusal(port, events, peer, refused),
+        }
+    }
+}
+
 /// A request refused by the request-rate bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Throttled {

@@ -31,7 +31,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use ttyward_core::access::ServiceKind;
 use ttyward_core::config::{PairMasterMode, PairSlaveMode};
 use ttyward_proto::pair::{self, Decoder, Frame, Lines};
 use ttyward_serial::{FlowControl, ModemStatus};
@@ -180,29 +179,12 @@ struct Accept {
 
 impl Accept {
     async fn run(self, listener: TcpListener) {
-        loop {
-            let accepted = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                r = listener.accept() => r,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(port = self.port.number(), "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            // The Gate first, as in TCP Server: a refused source must not
-            // hold the one link slot, even for a moment.
-            let admitted = match self.gate.admit(peer.ip(), ServiceKind::Serial) {
-                Ok(p) => p,
-                Err(refused) => {
-                    crate::gate::count_refusal(&self.port, &self.events, peer, refused);
-                    continue;
-                }
-            };
+        let (gate, port, events, cancel) = (&self.gate, &self.port, &self.events, &self.cancel);
+        // The Gate first, as in TCP Server: a refused source must not hold
+        // the one link slot, even for a moment.
+        while let Some((stream, peer, admitted)) =
+            crate::gate::next_admitted(&listener, gate, port, events, cancel).await
+        {
             let Ok(permit) = self.slot.clone().try_acquire_owned() else {
                 refuse(
                     &self.port,

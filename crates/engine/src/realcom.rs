@@ -32,7 +32,6 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use ttyward_core::access::ServiceKind;
 use ttyward_core::config::{LineOnDown, RealComMode};
 use ttyward_proto::realcom::{
     AliveAction, AlivePoller, CommandDecoder, Decoded, Flow, FlushMode, LineMode, ModemInputs,
@@ -202,27 +201,10 @@ struct Link {
 
 impl Shared {
     async fn accept(self: Arc<Self>, listener: TcpListener, channel: Channel) {
-        loop {
-            let accepted = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                r = listener.accept() => r,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(port = self.port.number(), "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let admitted = match self.gate.admit(peer.ip(), ServiceKind::Serial) {
-                Ok(p) => p,
-                Err(refused) => {
-                    crate::gate::count_refusal(&self.port, &self.events, peer, refused);
-                    continue;
-                }
-            };
+        let (gate, port, events, cancel) = (&self.gate, &self.port, &self.events, &self.cancel);
+        while let Some((stream, peer, admitted)) =
+            crate::gate::next_admitted(&listener, gate, port, events, cancel).await
+        {
             let slots = match channel {
                 Channel::Data => &self.data_slots,
                 Channel::Command => &self.command_slots,

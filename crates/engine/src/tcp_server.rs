@@ -18,7 +18,6 @@ use crate::counters::add;
 use crate::event::{EventKind, EventSink};
 use crate::gate::Gate;
 use crate::port::PortHandle;
-use ttyward_core::access::ServiceKind;
 
 /// What a stream front-end does with one accepted connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,29 +75,10 @@ struct Accept {
 
 impl Accept {
     async fn run(self, listener: TcpListener) {
-        loop {
-            let accepted = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                r = listener.accept() => r,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(port = self.port.number(), "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            // The Gate first: a refused source must not use up one of the
-            // port's connection slots, even for a moment.
-            let admitted = match self.gate.admit(peer.ip(), ServiceKind::Serial) {
-                Ok(p) => p,
-                Err(refused) => {
-                    crate::gate::count_refusal(&self.port, &self.events, peer, refused);
-                    continue;
-                }
-            };
+        let (gate, port, events, cancel) = (&self.gate, &self.port, &self.events, &self.cancel);
+        while let Some((stream, peer, admitted)) =
+            crate::gate::next_admitted(&listener, gate, port, events, cancel).await
+        {
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
                 self.refuse(peer, "max connections reached");
                 continue;
