@@ -34,7 +34,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use ttyward_core::access::ServiceKind;
 use ttyward_core::config::{MapCrLf, ReverseTerminalMode};
 use ttyward_core::service::Interface;
 
@@ -58,6 +57,9 @@ const ALIVE_CHECK_MIN: u8 = 7;
 /// After the peer closed its sending side, device output still reaches it
 /// until the device has been quiet this long (`echo cmd | ssh ...`).
 const HALF_CLOSE_LINGER: Duration = Duration::from_millis(500);
+/// How long the last words of a connection (a refusal, the end of an SSH
+/// channel) may take to reach a peer that may not be reading.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// `map_crlf = "lf"`: a CR at the end of what arrived waits this long for
 /// its LF before it goes to the device as it is.
 const CR_HOLD: Duration = Duration::from_millis(20);
@@ -242,27 +244,10 @@ struct Shared {
 }
 
 async fn accept(listener: TcpListener, shared: Arc<Shared>, gate: Gate, tracker: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(port = shared.port.number(), "accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let admitted = match gate.admit(peer.ip(), ServiceKind::Serial) {
-            Ok(p) => p,
-            Err(refused) => {
-                crate::gate::count_refusal(&shared.port, &shared.events, peer, refused);
-                continue;
-            }
-        };
+    let (port, events, cancel) = (&shared.port, &shared.events, &shared.cancel);
+    while let Some((stream, peer, admitted)) =
+        crate::gate::next_admitted(&listener, &gate, port, events, cancel).await
+    {
         let Ok(login) = shared.logins.clone().try_acquire_owned() else {
             shared.refuse(peer, "too many logins in progress");
             continue;

@@ -23,15 +23,18 @@ use bytes::Bytes;
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session as SshSession, VerifiedPublicKey};
-use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred, cipher, kex, mac};
+use russh::{
+    Channel, ChannelId, ChannelMsg, ChannelWriteHalf, MethodKind, MethodSet, Preferred, cipher,
+    kex, mac,
+};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use ttyward_core::service::Interface;
 
 use super::{
-    Authenticator, CR_HOLD, Connection, Console, CrLfMap, HALF_CLOSE_LINGER, Identity, LOGIN_GRACE,
-    crlf_text,
+    Authenticator, CLOSE_GRACE, CR_HOLD, Connection, Console, CrLfMap, HALF_CLOSE_LINGER, Identity,
+    LOGIN_GRACE, crlf_text,
 };
 
 /// What the server says it is: no version (CR 3.7).
@@ -42,9 +45,6 @@ const MAX_AUTH_ATTEMPTS: usize = 10;
 /// A refused authentication answers after this long at the earliest, so
 /// timing does not tell a wrong password from an unknown account.
 const AUTH_REJECTION_TIME: std::time::Duration = std::time::Duration::from_millis(500);
-/// How long the end of a console (exit status, close) may take to reach
-/// the client before the connection is cut.
-const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Stands for "never" in timers that are off.
 const FAR: std::time::Duration = std::time::Duration::from_secs(86_400 * 365);
 
@@ -247,27 +247,28 @@ pub(super) async fn serve(stream: TcpStream, mut conn: Connection) {
             }
             Err(refusal) => {
                 let (_, wr) = channel.split();
-                let _ = wr
-                    .extended_data_bytes(1, Bytes::from(format!("{refusal}\r\n")))
-                    .await;
-                let _ = wr.exit_status(1).await;
-                let _ = wr.eof().await;
-                let _ = wr.close().await;
+                end_channel(&wr, Some(&refusal), 1).await;
                 refusal
             }
         },
         _ => "login not completed".to_owned(),
     };
     if !finished {
-        // Let the client see the end of its channel, then cut.
-        if tokio::time::timeout(CLOSE_GRACE, &mut running)
-            .await
-            .is_err()
-        {
-            let _ = handle
-                .disconnect(russh::Disconnect::ByApplication, reason, String::new())
-                .await;
-            let _ = tokio::time::timeout(CLOSE_GRACE, &mut running).await;
+        // Let the client see the end of its channel, then cut; at once when
+        // the port stops (its restart must not wait for clients).
+        let grace = if cancel.is_cancelled() {
+            std::time::Duration::ZERO
+        } else {
+            CLOSE_GRACE
+        };
+        if tokio::time::timeout(grace, &mut running).await.is_err() {
+            let bye = handle.disconnect(russh::Disconnect::ByApplication, reason, String::new());
+            let _ = tokio::time::timeout(CLOSE_GRACE, bye).await;
+            let _ = tokio::time::timeout(
+                grace.max(std::time::Duration::from_millis(200)),
+                &mut running,
+            )
+            .await;
         }
     }
     if let Some(identity) = &identity {
@@ -305,7 +306,8 @@ async fn run_console(
         tokio::select! {
             _ = &mut cancelled => break "port stopped".to_owned(),
             why = &mut ended => {
-                let _ = wr.extended_data_bytes(1, Bytes::from(format!("\r\n{why}\r\n"))).await;
+                let notice = wr.extended_data_bytes(1, Bytes::from(format!("\r\n{why}\r\n")));
+                let _ = tokio::time::timeout(CLOSE_GRACE, notice).await;
                 break why;
             }
             _ = running.as_mut(), if !*finished => {
@@ -356,11 +358,25 @@ async fn run_console(
         }
     };
     if !*finished {
-        let _ = wr.exit_status(0).await;
-        let _ = wr.eof().await;
-        let _ = wr.close().await;
+        end_channel(&wr, None, 0).await;
     }
     why
+}
+
+/// End the session channel: `message` on stderr, the exit status, EOF and
+/// close; given up after [`CLOSE_GRACE`] (a client that opens no window
+/// must not hold the task).
+async fn end_channel(wr: &ChannelWriteHalf<Msg>, message: Option<&str>, status: u32) {
+    let end = async {
+        if let Some(m) = message {
+            wr.extended_data_bytes(1, Bytes::from(format!("{m}\r\n")))
+                .await?;
+        }
+        wr.exit_status(status).await?;
+        wr.eof().await?;
+        wr.close().await
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, end).await;
 }
 
 /// Send what the person typed to the device.

@@ -68,7 +68,7 @@ pub(super) async fn serve(stream: TcpStream, mut conn: Connection) {
             Ok(Ok(None) | Err(_)) => return,
             Err(_) => {
                 t.text("\r\nlogin timed out\r\n");
-                let _ = t.flush().await;
+                t.flush_briefly().await;
                 return;
             }
         },
@@ -81,7 +81,7 @@ pub(super) async fn serve(stream: TcpStream, mut conn: Connection) {
         }
         Err(refusal) => {
             t.text(&format!("\r\n{refusal}\r\n"));
-            let _ = t.flush().await;
+            t.flush_briefly().await;
         }
     }
     conn.authenticator().logout(&identity, conn.peer).await;
@@ -300,6 +300,12 @@ impl Telnet {
             self.out.clear();
         }
         Ok(())
+    }
+
+    /// Send what is queued, giving up after a moment: the last words to a
+    /// peer that may not read them.
+    async fn flush_briefly(&mut self) {
+        let _ = tokio::time::timeout(super::CLOSE_GRACE, self.flush()).await;
     }
 
     /// Decode what `rbuf` holds: negotiations are answered here (into
