@@ -374,7 +374,7 @@ fn s_client(addr: SocketAddr, args: &[&str]) -> (Option<i32>, String) {
 
 // ---- processes whose output the test reads ---------------------------------
 
-/// Lines a child prints, collected by a thread.
+/// What a child prints on one stream, collected by a thread.
 #[derive(Clone, Default)]
 struct Output(Arc<Mutex<Vec<u8>>>);
 
@@ -545,6 +545,15 @@ impl Bridge {
             .find(|l| l.contains(&needle))
             .unwrap_or_default()
             .to_owned()
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        // The log is the first thing wanted when a test fails.
+        if std::thread::panicking() {
+            eprintln!("ttyward bridge log:\n{}", self.log().text());
+        }
     }
 }
 
@@ -931,10 +940,10 @@ fn authenticated_tcp_client_checks_the_servers_name() {
     assert!(!b.log().text().contains("failed"), "{}", b.log().text());
 }
 
-/// Pair Connection has no TLS (crates/engine/src/pair.rs), so `secure`
-/// on a pair port must not be taken silently (it was, and served plain
-/// TCP): the configuration refuses it naming the field, as for UDP, or,
-/// once pair has TLS, a plain client is refused.
+/// A pair slave with `secure = "encrypted"` never serves plain TCP: a
+/// plain client is refused and the refusal logged (or, should pair lose
+/// its TLS, the configuration must refuse the field, as for UDP). Pinned
+/// because the setting was once accepted and ignored.
 #[test]
 fn pair_connection_never_serves_plain_tcp_when_secure_is_set() {
     let dir = TempDir::new("secure-pair");

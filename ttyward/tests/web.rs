@@ -26,6 +26,12 @@ const ADMIN_PASSWORD: &str = "Quartz-Lantern-4711";
 const OP: &str = "op";
 const OP_PASSWORD: &str = "Violet-Harbour-2290";
 
+/// An Ed25519 public key line (`ssh-keygen -t ed25519`) and the
+/// fingerprint `ssh-keygen -l` gives it.
+const ED25519_LINE: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPgzdNIo6oJXUseeUALSSuZnVOVDq+3KVTuztaHHwLsJ alice@host";
+const ED25519_FINGERPRINT: &str = "SHA256:KeVboHnXUjBN/Vh0j6TEzqew+VDMOa4WoQP1Dps2z+4";
+
 const LOCALHOST_2: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const LOCALHOST_3: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
@@ -509,6 +515,14 @@ fn operator_is_refused_every_security_and_account_management_action() {
     let port = json!([{"number": 1, "device": "sim:echo",
         "mode": {"type": "tcp-server", "bind": ["127.0.0.1"], "local_port": 0}}]);
     let some_ca = format!("/api/v1/certificate/authorities/{}", ["AB"; 32].join(":"));
+    let r = d.web.json(
+        "POST",
+        "/api/v1/accounts/admin/ssh-keys",
+        Some(&admin),
+        &json!({"key": ED25519_LINE}),
+    );
+    assert_eq!(r.status, 201, "admin adds an SSH key: {}", r.text());
+    let admin_key = format!("/api/v1/accounts/admin/ssh-keys/{}", r.json()["id"]);
     let j = |v: Value| Body::Json(v);
     // (method, OpenAPI path, request, body, as Operator, without a session)
     #[rustfmt::skip]
@@ -535,6 +549,10 @@ fn operator_is_refused_every_security_and_account_management_action() {
         route("POST", "/api/v1/api-tokens", "/api/v1/api-tokens", j(backdoor), 403, 401),
         route("DELETE", "/api/v1/api-tokens/{id}", &revoke, Body::None, 403, 401),
         route("POST", "/api/v1/lockouts/unlock", "/api/v1/lockouts/unlock", j(json!({"account": ADMIN})), 403, 401),
+        route("GET", "/api/v1/accounts/{name}/ssh-keys", "/api/v1/accounts/admin/ssh-keys", Body::None, 403, 401),
+        route("GET", "/api/v1/accounts/{name}/ssh-keys", "/api/v1/accounts/op/ssh-keys", Body::None, 200, 401),
+        route("POST", "/api/v1/accounts/{name}/ssh-keys", "/api/v1/accounts/admin/ssh-keys", j(json!({"key": ED25519_LINE})), 403, 401),
+        route("DELETE", "/api/v1/accounts/{name}/ssh-keys/{id}", &admin_key, Body::None, 403, 401),
         route("GET", "/api/v1/certificate", "/api/v1/certificate", Body::None, 403, 401),
         route("GET", "/api/v1/certificate/export", "/api/v1/certificate/export", Body::None, 403, 401),
         route("POST", "/api/v1/certificate/regenerate", "/api/v1/certificate/regenerate", Body::None, 403, 401),
@@ -672,6 +690,13 @@ fn operator_is_refused_every_security_and_account_management_action() {
         200,
         "the admin's API token survived: {}",
         me.text()
+    );
+    let keys = d.web.get("/api/v1/accounts/admin/ssh-keys", Some(&admin));
+    assert_eq!(
+        keys.json().as_array().map(Vec::len),
+        Some(1),
+        "the admin's SSH key survived: {}",
+        keys.text()
     );
     // The Administrator can still log in (login_bearer asserts it).
     d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
@@ -1872,4 +1897,419 @@ fn rest_api_round_trips_a_real_com_port() {
         d.web.get("/api/v1/config", Some(&admin)).json()["ports"][0]["mode"],
         stored
     );
+}
+
+/// A new key pair made by `ssh-keygen` in `dir` (`args`: the type and
+/// size); returns the public key line and its fingerprint as
+/// `ssh-keygen -l` prints it.
+fn ssh_keygen(dir: &Path, name: &str, args: &[&str]) -> (String, String) {
+    let key = dir.join(name);
+    let (code, _, err) = run_bounded(
+        Command::new("ssh-keygen")
+            .args(["-q", "-N", "", "-C", &format!("{name}@ttyward")])
+            .args(args)
+            .arg("-f")
+            .arg(&key),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "ssh-keygen {args:?}: {err}");
+    let public = key.with_extension("pub");
+    let line = std::fs::read_to_string(&public).expect("the .pub file");
+    let (code, out, err) = run_bounded(
+        Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(&public),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "ssh-keygen -l: {err}");
+    let fingerprint = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fingerprint in {out:?}"))
+        .to_owned();
+    (line.trim().to_owned(), fingerprint)
+}
+
+/// SSH keys over the REST API: the Operator adds, lists and removes its
+/// own (the fingerprint is ssh-keygen's, the comment kept), may neither
+/// list nor add another account's (403), and the same key twice is a
+/// conflict; an Administrator adds one to the Operator's account and
+/// removes it; a damaged key, a short RSA key and a private key are
+/// refused with 422 saying what is wrong; the changes are in the event
+/// log.
+#[test]
+fn rest_api_ssh_keys_own_for_an_operator_anyones_for_an_administrator() {
+    let d = start("web-ssh-keys", "", false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    create_operator(&d, &admin);
+    let op = d.web.login_bearer(OP, OP_PASSWORD);
+    let keys = TempDir::new("web-ssh-keys-pairs");
+    let (own_line, own_print) = ssh_keygen(keys.path(), "laptop", &["-t", "ed25519"]);
+    let (rsa_line, rsa_print) = ssh_keygen(keys.path(), "server", &["-t", "rsa", "-b", "3072"]);
+    let (short_line, _) = ssh_keygen(keys.path(), "old", &["-t", "rsa", "-b", "1024"]);
+    let private = std::fs::read_to_string(keys.path().join("laptop")).expect("private key");
+
+    const OWN: &str = "/api/v1/accounts/op/ssh-keys";
+    const ADMINS: &str = "/api/v1/accounts/admin/ssh-keys";
+    let add = |url: &str, token: &str, key: &str| {
+        d.web.json("POST", url, Some(token), &json!({ "key": key }))
+    };
+    let list = |url: &str, token: &str| {
+        let r = d.web.get(url, Some(token));
+        assert_eq!(r.status, 200, "GET {url}: {}", r.text());
+        r.json().as_array().expect("a list").clone()
+    };
+
+    let r = add(OWN, &op, &own_line);
+    assert_eq!(r.status, 201, "the Operator adds its own key: {}", r.text());
+    let added = r.json();
+    assert_eq!(added["account"], OP, "{added}");
+    assert_eq!(added["type"], "ssh-ed25519", "{added}");
+    assert_eq!(added["fingerprint"], own_print.as_str(), "{added}");
+    assert_eq!(added["comment"], "laptop@ttyward", "{added}");
+    assert!(
+        own_line.starts_with(added["key"].as_str().expect("key")),
+        "{added}"
+    );
+    let listed = list(OWN, &op);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], added["id"]);
+    assert_eq!(listed[0]["fingerprint"], own_print.as_str());
+
+    let r = add(OWN, &op, &own_line);
+    assert_eq!(r.status, 409, "the same key twice: {}", r.text());
+    assert!(r.text().contains("has this key already"), "{}", r.text());
+
+    let r = add(ADMINS, &op, &rsa_line);
+    assert_eq!(
+        r.status,
+        403,
+        "the Operator adds a key to admin: {}",
+        r.text()
+    );
+    assert_eq!(r.error_code(), "forbidden");
+    let r = d.web.get(ADMINS, Some(&op));
+    assert_eq!(
+        r.status,
+        403,
+        "the Operator lists admin's keys: {}",
+        r.text()
+    );
+    assert!(list(ADMINS, &admin).is_empty(), "a refused key was added");
+
+    let r = add(OWN, &admin, &rsa_line);
+    assert_eq!(r.status, 201, "admin adds a key to op: {}", r.text());
+    let rsa = r.json();
+    assert_eq!(
+        (rsa["type"].as_str(), rsa["fingerprint"].as_str()),
+        (Some("ssh-rsa"), Some(rsa_print.as_str())),
+        "{rsa}"
+    );
+    assert_eq!(list(OWN, &op).len(), 2, "the Operator sees it");
+    let r = d.web.get("/api/v1/accounts/nobody/ssh-keys", Some(&admin));
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    for (bad, why) in [
+        ("ssh-ed25519 !!!!not-base64", "base64"),
+        (short_line.as_str(), "RSA keys shorter than 2048 bits"),
+        (private.as_str(), "unsupported key type"),
+        ("", "no key given"),
+    ] {
+        let r = add(OWN, &op, bad);
+        assert_eq!(r.status, 422, "{why}: {}", r.text());
+        assert_eq!(r.error_code(), "invalid", "{why}");
+        assert!(r.text().contains(why), "{why}: {}", r.text());
+    }
+    let r = d.web.json(
+        "POST",
+        OWN,
+        Some(&op),
+        &json!({"key": own_line, "options": "command=/bin/sh"}),
+    );
+    assert_eq!(r.status, 422, "an unknown field: {}", r.text());
+
+    let remove = |id: &Value, token: &str| {
+        d.web
+            .request(
+                "DELETE",
+                &format!("{OWN}/{id}"),
+                &[("Authorization", &format!("Bearer {token}"))],
+                b"",
+            )
+            .expect("DELETE")
+    };
+    let r = remove(&rsa["id"], &admin);
+    assert_eq!(r.status, 204, "admin removes op's key: {}", r.text());
+    let r = remove(&added["id"], &op);
+    assert_eq!(r.status, 204, "the Operator removes its own: {}", r.text());
+    let r = remove(&added["id"], &op);
+    assert_eq!(r.status, 404, "removed twice: {}", r.text());
+    assert!(list(OWN, &op).is_empty());
+
+    let events = wait_for_events(
+        &d.dir,
+        &["ssh-key-added", "ssh-key-removed"],
+        Duration::from_secs(10),
+    );
+    let text = |e: &Value| e.to_string();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "ssh-key-added" && text(e).contains(&own_print)),
+        "no event names the added key: {events:?}"
+    );
+}
+
+/// The console's "SSH keys" page with a browser's requests: the Operator
+/// reaches its own from the header, adds a key (the session's CSRF token
+/// required), sees its type, fingerprint and comment; a damaged key is
+/// refused saying why and kept in the form, a pasted private key is
+/// refused and not sent back; another account's keys are refused (403).
+/// The Administrator opens the Operator's keys from the Accounts page and
+/// removes the key.
+#[test]
+fn console_adds_and_removes_an_ssh_key_with_the_sessions_csrf_token() {
+    let d = start("web-ssh-keys-console", "", false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    create_operator(&d, &admin);
+    let op = ConsoleSession {
+        web: &d.web,
+        cookie: d.web.login_cookie(OP, OP_PASSWORD),
+        origin: format!("https://{}", d.web.host()),
+    };
+
+    let dashboard = op.page("/dashboard");
+    assert!(
+        dashboard.contains(r#"id="my-ssh-keys" href="/account/ssh-keys""#),
+        "no SSH keys link in the header: {dashboard}"
+    );
+    let page = op.page("/account/ssh-keys");
+    assert!(
+        page.contains("My SSH keys") && page.contains(r#"id="no-keys""#),
+        "{page}"
+    );
+    let csrf = csrf_of(&page);
+    let add = |csrf: &str, key: &str| {
+        op.post(
+            "/account/ssh-keys",
+            &[("csrf", csrf), ("account", OP), ("key", key)],
+        )
+    };
+
+    let r = add("not-the-token", ED25519_LINE);
+    assert_eq!(r.status, 403, "a forged form: {}", r.text());
+    let r = add(&csrf, "ssh-ed25519 AAAAdamaged");
+    assert_eq!(r.status, 422, "a damaged key: {}", r.text());
+    let refused = r.text();
+    assert!(refused.contains("copy the whole .pub line"), "{refused}");
+    assert!(
+        refused.contains("ssh-ed25519 AAAAdamaged</textarea>"),
+        "the refused key is kept for correction: {refused}"
+    );
+    let secret = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
+    let r = add(&csrf, secret);
+    assert_eq!(r.status, 422, "a private key: {}", r.text());
+    assert!(r.text().contains("That is a private key"), "{}", r.text());
+    assert!(
+        !r.text()
+            .contains("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"),
+        "the private key was sent back"
+    );
+
+    let r = add(&csrf, &format!("# my laptop\n{ED25519_LINE}\n"));
+    assert_eq!(r.status, 200, "add: {}", r.text());
+    let listed = r.text();
+    assert!(
+        listed.contains(&format!("({ED25519_FINGERPRINT}) added to account"))
+            && listed.contains("it logs in on Reverse SSH ports"),
+        "{listed}"
+    );
+    for shown in ["<td>ssh-ed25519</td>", ED25519_FINGERPRINT, "alice@host"] {
+        assert!(listed.contains(shown), "{shown} not listed: {listed}");
+    }
+    let keys = d
+        .web
+        .get("/api/v1/accounts/op/ssh-keys", Some(&admin))
+        .json();
+    let id = keys[0]["id"].as_i64().expect("the key's id");
+    assert_eq!(keys[0]["fingerprint"], ED25519_FINGERPRINT, "{keys}");
+
+    // Not another account's: the page, adding, removing.
+    let r = d
+        .web
+        .request(
+            "GET",
+            "/account/ssh-keys?account=admin",
+            &[("Cookie", &op.cookie)],
+            b"",
+        )
+        .expect("GET");
+    assert_eq!(
+        r.status,
+        403,
+        "the Operator opens admin's keys: {}",
+        r.text()
+    );
+    let r = op.post(
+        "/account/ssh-keys",
+        &[("csrf", &csrf), ("account", ADMIN), ("key", ED25519_LINE)],
+    );
+    assert_eq!(r.status, 403, "the Operator adds to admin: {}", r.text());
+
+    let console = ConsoleSession::login(&d.web);
+    let accounts = console.page("/accounts");
+    assert!(
+        accounts.contains(r#"href="/account/ssh-keys?account=op""#),
+        "no link to op's keys: {accounts}"
+    );
+    let theirs = console.page("/account/ssh-keys?account=op");
+    assert!(
+        theirs.contains("SSH keys of op") && theirs.contains(ED25519_FINGERPRINT),
+        "{theirs}"
+    );
+    let r = console.post(
+        "/account/ssh-keys/remove",
+        &[
+            ("csrf", &csrf_of(&theirs)),
+            ("account", OP),
+            ("id", &id.to_string()),
+        ],
+    );
+    assert_eq!(r.status, 200, "admin removes op's key: {}", r.text());
+    let after = r.text();
+    assert!(
+        after.contains(&format!("Key {id} removed from account"))
+            && after.contains(r#"id="no-keys""#),
+        "{after}"
+    );
+    assert_eq!(
+        d.web
+            .get("/api/v1/accounts/op/ssh-keys", Some(&admin))
+            .json(),
+        json!([])
+    );
+}
+
+/// Operation Modes in the console, with a browser's requests: Reverse SSH
+/// and Reverse Telnet are offered with the groups as checkboxes (Telnet
+/// with its clear-text warning); Reverse SSH without a group is refused
+/// naming the field; with an Operator and a custom group it is stored so
+/// (the listen address carried over) and the daemon's applied line lists
+/// the port's listener, which speaks SSH; then Reverse Telnet keeps the
+/// shared fields.
+#[test]
+fn console_sets_a_port_to_reverse_ssh_for_the_chosen_groups_and_it_listens() {
+    let mut d = start("web-reverse-console", LOOPBACK_PORT, false);
+    let admin = d.web.login_bearer(ADMIN, ADMIN_PASSWORD);
+    let r = d.web.json(
+        "PUT",
+        "/api/v1/groups/consoles",
+        Some(&admin),
+        &json!({"permissions": ["serial.view"]}),
+    );
+    assert_eq!(r.status, 204, "create the group: {}", r.text());
+    let console = ConsoleSession::login(&d.web);
+    let page = console.page("/serial/modes");
+    for offered in [
+        r#"<option value="reverse-telnet">Reverse Telnet</option>"#,
+        r#"<option value="reverse-ssh">Reverse SSH</option>"#,
+        r#"name="groups" value="consoles""#,
+        r#"name="groups" value="Administrator" checked"#,
+        r#"<option value="cr-lf" selected>CR-LF</option>"#,
+        "Telnet sends user names and passwords in clear text; prefer Reverse SSH.",
+    ] {
+        assert!(page.contains(offered), "{offered} not on the page: {page}");
+    }
+    let csrf = csrf_of(&page);
+    let mode = |web: &Client| {
+        let config = web.get("/api/v1/config", Some(&admin));
+        assert_eq!(config.status, 200, "{}", config.text());
+        config.json()["ports"][0]["mode"].clone()
+    };
+    let reverse = |kind: &str, groups: &[&str]| {
+        let mut fields = vec![
+            ("csrf", csrf.as_str()),
+            ("mode", kind),
+            ("local_port", "0"),
+            ("max_connections", "2"),
+            ("inactivity_min", "5"),
+            ("map_crlf", "lf"),
+        ];
+        fields.extend(groups.iter().map(|g| ("groups", *g)));
+        console.post("/serial/modes/1", &fields)
+    };
+
+    let r = reverse("reverse-ssh", &[]);
+    assert_eq!(r.status, 422, "no group: {}", r.text());
+    assert!(r.text().contains("ports[0].mode.groups"), "{}", r.text());
+    assert_eq!(
+        mode(&d.web)["type"],
+        "tcp-server",
+        "a refused change was stored"
+    );
+
+    let r = reverse("reverse-ssh", &["Operator", "consoles"]);
+    assert_eq!(r.status, 200, "Reverse SSH: {}", r.text());
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(applied["failed"], json!([]), "{applied}");
+    let data = listeners_on(&applied, "data");
+    assert!(
+        data.len() == 1
+            && data[0].0 == "reverse-ssh"
+            && data[0].1.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST)
+            && data[0].1.port() != 0,
+        "one Reverse SSH listener on 127.0.0.1: {applied}"
+    );
+    assert_eq!(
+        mode(&d.web),
+        json!({
+            "type": "reverse-ssh", "bind": ["127.0.0.1"], "local_port": 0,
+            "max_connections": 2, "inactivity_min": 5, "map_crlf": "lf",
+            "groups": ["Operator", "consoles"],
+        })
+    );
+    // The listener is an SSH server: it greets with its version line
+    // (RFC 4253 §4.2).
+    let mut ssh = std::net::TcpStream::connect_timeout(&data[0].1, Duration::from_secs(5))
+        .expect("connect to the Reverse SSH port");
+    ssh.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut banner = [0u8; 8];
+    std::io::Read::read_exact(&mut ssh, &mut banner).expect("the SSH banner");
+    assert_eq!(
+        &banner,
+        b"SSH-2.0-",
+        "{:?}",
+        String::from_utf8_lossy(&banner)
+    );
+    drop(ssh);
+
+    let shown = console.page("/serial/modes");
+    for kept in [
+        r#"<option value="reverse-ssh" selected>"#,
+        r#"name="groups" value="Operator" checked"#,
+        r#"name="groups" value="consoles" checked"#,
+        r#"<option value="lf" selected>LF</option>"#,
+        r#"name="inactivity_min" type="number" min="0" max="99" value="5""#,
+    ] {
+        assert!(shown.contains(kept), "{kept} not shown: {shown}");
+    }
+    assert!(
+        !shown.contains(r#"name="groups" value="Administrator" checked"#),
+        "{shown}"
+    );
+
+    let r = reverse("reverse-telnet", &["Administrator"]);
+    assert_eq!(r.status, 200, "Reverse Telnet: {}", r.text());
+    let applied = d.daemon.wait_event("applied", Duration::from_secs(10));
+    let data = listeners_on(&applied, "data");
+    assert!(
+        data.len() == 1 && data[0].0 == "reverse-telnet",
+        "{applied}"
+    );
+    let stored = mode(&d.web);
+    assert_eq!(stored["bind"], json!(["127.0.0.1"]), "{stored}");
+    assert_eq!(stored["groups"], json!(["Administrator"]), "{stored}");
 }

@@ -536,7 +536,9 @@ impl<'a> CommandConnection<'a> {
                     }
                     Err(e) => return Err(format!("read error: {e}")),
                 },
-                Some(lines) = changed(&mut modem) => {
+                // Before the first PORT_INIT the change is left for its
+                // reply to carry: npreal2 expects that reply first.
+                Some(lines) = changed(&mut modem), if self.initialised => {
                     if let Some(n) = self.notify.update(inputs(&lines), 0, 0) {
                         self.send(&[n]).await?;
                     }

@@ -163,6 +163,23 @@ impl ServerCertVerifier for EncryptOnly {
     }
 }
 
+/// Why a client's handshake failed, in words an operator can act on:
+/// rustls names what an old client lacks (a TLS 1.0/1.1 ClientHello has
+/// no signature algorithms), not that its TLS version is too old.
+fn handshake_failure(e: &std::io::Error) -> String {
+    let incompatible = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::PeerIncompatible(_)));
+    if incompatible {
+        format!(
+            "TLS handshake failed: the client does not offer TLS 1.2 or 1.3 with a cipher suite we accept (older versions are refused): {e}"
+        )
+    } else {
+        format!("TLS handshake failed: {e}")
+    }
+}
+
 /// Certificates fixed at start: `ttyward bridge --tls`.
 #[derive(Debug)]
 pub struct StaticTls {
@@ -270,7 +287,7 @@ impl PortTls {
         let handshake = TlsAcceptor::from(config).accept(stream);
         match tokio::time::timeout(self.handshake_timeout, handshake).await {
             Ok(Ok(s)) => Ok(tokio_rustls::TlsStream::Server(s)),
-            Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+            Ok(Err(e)) => Err(handshake_failure(&e)),
             Err(_) => Err(format!(
                 "TLS handshake did not finish within {:?}",
                 self.handshake_timeout

@@ -20,6 +20,7 @@ pub(crate) mod error;
 mod events;
 pub(crate) mod maintenance;
 mod ports;
+mod ssh_keys;
 mod system;
 mod tokens;
 
@@ -84,7 +85,7 @@ pub type PortsView = tokio::sync::watch::Receiver<Arc<Vec<ttyward_engine::PortHa
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     tags(
         (name = "session", description = "Log in and out, first use"),
-        (name = "accounts", description = "Account Management: accounts, groups, sessions, lockouts"),
+        (name = "accounts", description = "Account Management: accounts, groups, sessions, lockouts, SSH keys"),
         (name = "security", description = "Security: the device certificate and the trusted CA certificates"),
         (name = "config", description = "The configuration: ports, services, security settings, event log settings"),
         (name = "events", description = "Diagnostics > System Log"),
@@ -112,6 +113,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(accounts::list_sessions))
         .routes(routes!(accounts::end_session))
         .routes(routes!(accounts::unlock))
+        .routes(routes!(ssh_keys::list_ssh_keys, ssh_keys::add_ssh_key))
+        .routes(routes!(ssh_keys::remove_ssh_key))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(certificate::get_certificate))

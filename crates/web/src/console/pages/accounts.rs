@@ -1,9 +1,9 @@
 //! Account Management > Accounts: the list, a form to create an account,
 //! and per account forms to enable or disable it, move it to another
-//! group, set its password and delete it (behind a confirmation). The
-//! rules — the last active Administrator stays, sessions end with a
-//! disable, a move or a delete — are the service's; its refusals are shown
-//! next to the forms.
+//! group, set its password and delete it (behind a confirmation); each
+//! row links to the account's SSH keys (`ssh_keys`). The rules — the last
+//! active Administrator stays, sessions end with a disable, a move or a
+//! delete — are the service's; its refusals are shown next to the forms.
 
 use askama::Template;
 use axum::Form;

@@ -24,6 +24,7 @@ mod secure;
 mod serial;
 mod services;
 mod session;
+mod ssh_keys;
 mod system;
 
 use askama::Template;
@@ -163,6 +164,8 @@ pub fn routes() -> Router<AppState> {
             "/account/password",
             get(own_password::page).post(own_password::submit),
         )
+        .route("/account/ssh-keys", get(ssh_keys::page).post(ssh_keys::add))
+        .route("/account/ssh-keys/remove", post(ssh_keys::remove))
         .route("/dashboard", get(system::dashboard))
         .route("/system/general", get(system::general))
         .route("/system/general/{tab}", post(system::general_submit))

@@ -1,14 +1,19 @@
 //! Serial Port Settings > Operation Modes: per port, the mode (disabled,
 //! Real COM, TCP Server, RFC 2217, UDP, TCP Client, Pair Connection master
-//! and slave) and its main fields — local port (Real COM: data and command
-//! ports), max connections, alive check, inactivity, destinations (a pair
-//! master: its slave), Real COM's driver control and line levels when the
-//! connection goes down, TCP Server's optional command port. Fields the page does not show (listen addresses, connection
-//! control, reconnect delays, a destination's local port) keep their
-//! values; when the mode changes, those the new mode shares with the old
-//! (addresses, local port, alive check, max connections) carry over.
+//! and slave, Reverse Telnet and Reverse SSH) and its main fields — local
+//! port (Real COM: data and command ports), max connections, alive check,
+//! inactivity, destinations (a pair master: its slave), Real COM's driver
+//! control and line levels when the connection goes down, TCP Server's
+//! optional command port, a reverse terminal's CR-LF mapping and the
+//! account groups allowed on its console. Fields the page does not show
+//! (listen addresses, connection control, reconnect delays, a
+//! destination's local port) keep their values; when the mode changes,
+//! those the new mode shares with the old (addresses, local port, alive
+//! check, max connections) carry over.
 //!
-//! The page judges no value: the validator does (see `form`).
+//! The page judges no value: the validator does (see `form`). Whether the
+//! groups ticked for a reverse terminal exist is not judged either: the
+//! configuration does not know the accounts, and a login checks.
 
 use std::net::IpAddr;
 
@@ -17,13 +22,13 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use ttyward_core::config::{
-    Config, LineOnDown, MAX_CONNECTIONS, OperationMode, PortConfig, TcpDestination, UdpRange,
-    default_data_port, default_realcom_ports,
+    Config, LineOnDown, MAX_CONNECTIONS, MapCrLf, OperationMode, PortConfig, TcpDestination,
+    UdpRange, default_data_port, default_realcom_ports,
 };
-use ttyward_core::permission::Permission;
+use ttyward_core::permission::{self, Permission};
+use ttyward_core::service::ServiceError;
 
 use super::super::{PageError, Visitor, render};
 use super::Chrome;
@@ -31,7 +36,7 @@ use super::form::{ConfigEdit, change_notice, number_or_text, optional_number};
 use crate::api::AppState;
 
 /// The modes offered, in the seed's order, with their names on the page.
-const MODES: [(&str, &str); 8] = [
+const MODES: [(&str, &str); 10] = [
     ("disabled", "Disabled"),
     ("real-com", "Real COM"),
     ("tcp-server", "TCP Server"),
@@ -40,6 +45,8 @@ const MODES: [(&str, &str); 8] = [
     ("tcp-client", "TCP Client"),
     ("pair-master", "Pair Connection Master"),
     ("pair-slave", "Pair Connection Slave"),
+    ("reverse-telnet", "Reverse Telnet"),
+    ("reverse-ssh", "Reverse SSH"),
 ];
 
 /// The fields each mode has in the document.
@@ -82,6 +89,14 @@ fn fields_of(mode: &str) -> &'static [&'static str] {
             "reconnect_max_ms",
         ],
         "pair-slave" => &["bind", "local_port", "alive_check_min"],
+        "reverse-telnet" | "reverse-ssh" => &[
+            "bind",
+            "local_port",
+            "max_connections",
+            "inactivity_min",
+            "map_crlf",
+            "groups",
+        ],
         _ => &[],
     }
 }
@@ -116,6 +131,35 @@ struct ModeView {
     server_command_port: String,
     /// A pair master's slave, `host:port`.
     pair_slave: String,
+    /// A reverse terminal's inactivity time, minutes.
+    inactivity_min: String,
+    /// `cr-lf`, `cr` or `lf`.
+    map_crlf: String,
+    /// The groups allowed on a reverse terminal's console.
+    groups: Vec<String>,
+    /// The checkboxes for `groups` (see [`offer_groups`]).
+    group_boxes: Vec<GroupBox>,
+}
+
+/// One group a reverse terminal port may admit.
+struct GroupBox {
+    name: String,
+    checked: bool,
+    /// Named by the port but not an existing group (only known when the
+    /// visitor may list the groups).
+    unknown: bool,
+}
+
+/// The choices for a reverse terminal's "Map keys <CR-LF>".
+const MAP_CRLF: [(&str, &str); 3] = [("cr-lf", "CR-LF"), ("cr", "CR"), ("lf", "LF")];
+
+fn map_crlf(map: MapCrLf) -> String {
+    match map {
+        MapCrLf::CrLf => "cr-lf",
+        MapCrLf::Cr => "cr",
+        MapCrLf::Lf => "lf",
+    }
+    .to_owned()
 }
 
 /// The choices for a line's level when the connection goes down.
@@ -182,6 +226,11 @@ impl ModeView {
             connection_down_dtr: line_on_down(LineOnDown::default()),
             server_command_port: String::new(),
             pair_slave: String::new(),
+            inactivity_min: "0".into(),
+            map_crlf: map_crlf(MapCrLf::default()),
+            // The validator's default when a port names none.
+            groups: vec![permission::ADMINISTRATOR.to_owned()],
+            group_boxes: Vec::new(),
         };
         match &p.mode {
             OperationMode::Disabled => {}
@@ -222,11 +271,12 @@ impl ModeView {
                 v.local_port = m.local_port.to_string();
                 v.alive_check_min = m.alive_check_min.to_string();
             }
-            // Reverse terminal modes have no form here yet (configuration
-            // file, REST): show what the shared fields can.
             OperationMode::ReverseTelnet(m) | OperationMode::ReverseSsh(m) => {
                 v.local_port = m.local_port.to_string();
                 v.max_connections = m.max_connections.to_string();
+                v.inactivity_min = m.inactivity_min.to_string();
+                v.map_crlf = map_crlf(m.map_crlf);
+                v.groups.clone_from(&m.groups);
             }
         }
         v
@@ -238,8 +288,9 @@ impl ModeView {
 struct ModesPage {
     chrome: Chrome,
     ports: Vec<ModeView>,
-    modes: [(&'static str, &'static str); 8],
+    modes: [(&'static str, &'static str); 10],
     line_levels: [(&'static str, &'static str); 2],
+    crlf_choices: [(&'static str, &'static str); 3],
     max_connections: u16,
     can_change: bool,
 }
@@ -248,50 +299,134 @@ fn views(config: &Config) -> Vec<ModeView> {
     config.ports.iter().map(ModeView::of).collect()
 }
 
+/// The groups a reverse terminal may admit, and whether that is every
+/// group. The service lists groups only to `accounts.view`; anyone else
+/// who may change a port (an Operator) is offered the built-in groups and
+/// its own.
+async fn group_names(state: &AppState, v: &Visitor) -> Result<(Vec<String>, bool), PageError> {
+    match state.service.groups(&v.caller).await {
+        Ok(groups) => Ok((groups.into_iter().map(|g| g.name).collect(), true)),
+        Err(ServiceError::Forbidden { .. }) => {
+            let mut names = vec![
+                permission::ADMINISTRATOR.to_owned(),
+                permission::OPERATOR.to_owned(),
+            ];
+            if let Some(p) = &v.caller.principal
+                && !names.iter().any(|n| n.eq_ignore_ascii_case(&p.group))
+            {
+                names.push(p.group.clone());
+            }
+            Ok((names, false))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Each port's group checkboxes: the groups offered, then those the port
+/// names that are not among them (so that saving keeps them).
+fn offer_groups(ports: &mut [ModeView], (available, every): (&[String], bool)) {
+    for p in ports {
+        let ticked = |name: &str| p.groups.iter().any(|g| g.eq_ignore_ascii_case(name));
+        let mut boxes: Vec<GroupBox> = available
+            .iter()
+            .map(|name| GroupBox {
+                checked: ticked(name),
+                name: name.clone(),
+                unknown: false,
+            })
+            .collect();
+        for g in &p.groups {
+            if !available.iter().any(|a| a.eq_ignore_ascii_case(g)) {
+                boxes.push(GroupBox {
+                    name: g.clone(),
+                    checked: true,
+                    unknown: every,
+                });
+            }
+        }
+        p.group_boxes = boxes;
+    }
+}
+
 /// Every port's form.
 pub async fn page(State(state): State<AppState>, v: Visitor) -> Result<Response, PageError> {
     v.require(Permission::SerialView)?;
+    let mut ports = views(&state.service.config());
+    let (groups, every) = group_names(&state, &v).await?;
+    offer_groups(&mut ports, (&groups, every));
     Ok(render(&ModesPage {
-        ports: views(&state.service.config()),
+        ports,
         modes: MODES,
         line_levels: LINE_ON_DOWN,
+        crlf_choices: MAP_CRLF,
         max_connections: MAX_CONNECTIONS,
         can_change: v.caller.may(Permission::SerialChange),
         chrome: Chrome::new(&v, "/serial/modes"),
     }))
 }
 
-/// Form fields (each mode uses its own).
-#[derive(Deserialize)]
+/// Form fields (each mode uses its own). A reverse terminal's `groups`
+/// are one checkbox each under the same name — repeated keys, hence read
+/// from pairs rather than deserialised.
+#[derive(Default)]
 pub struct ModeForm {
     csrf: String,
     mode: String,
-    #[serde(default)]
     local_port: String,
-    #[serde(default)]
     max_connections: String,
-    #[serde(default)]
     alive_check_min: String,
-    #[serde(default)]
     inactivity_ms: String,
-    #[serde(default)]
     tcp_destinations: String,
-    #[serde(default)]
     udp_destinations: String,
-    #[serde(default)]
     data_port: String,
-    #[serde(default)]
     command_port: String,
     /// A checkbox: present when ticked.
     allow_driver_control: Option<String>,
-    #[serde(default)]
     connection_down_rts: String,
-    #[serde(default)]
     connection_down_dtr: String,
-    #[serde(default)]
     server_command_port: String,
-    #[serde(default)]
     pair_slave: String,
+    inactivity_min: String,
+    map_crlf: String,
+    /// The ticked group checkboxes.
+    groups: Vec<String>,
+}
+
+impl ModeForm {
+    fn of(pairs: Vec<(String, String)>) -> ModeForm {
+        let mut f = ModeForm::default();
+        for (k, v) in pairs {
+            let field = match k.as_str() {
+                "groups" => {
+                    f.groups.push(v);
+                    continue;
+                }
+                "allow_driver_control" => {
+                    f.allow_driver_control = Some(v);
+                    continue;
+                }
+                "csrf" => &mut f.csrf,
+                "mode" => &mut f.mode,
+                "local_port" => &mut f.local_port,
+                "max_connections" => &mut f.max_connections,
+                "alive_check_min" => &mut f.alive_check_min,
+                "inactivity_ms" => &mut f.inactivity_ms,
+                "tcp_destinations" => &mut f.tcp_destinations,
+                "udp_destinations" => &mut f.udp_destinations,
+                "data_port" => &mut f.data_port,
+                "command_port" => &mut f.command_port,
+                "connection_down_rts" => &mut f.connection_down_rts,
+                "connection_down_dtr" => &mut f.connection_down_dtr,
+                "server_command_port" => &mut f.server_command_port,
+                "pair_slave" => &mut f.pair_slave,
+                "inactivity_min" => &mut f.inactivity_min,
+                "map_crlf" => &mut f.map_crlf,
+                _ => continue,
+            };
+            *field = v;
+        }
+        f
+    }
 }
 
 /// `host:port`, `[v6]:port`, or a bare host (the port then missing, for
@@ -450,6 +585,14 @@ fn new_mode(form: &ModeForm, current: &Map<String, Value>) -> Value {
             put("local_port", number_or_text(&form.local_port));
             put("alive_check_min", number_or_text(&form.alive_check_min));
         }
+        "reverse-telnet" | "reverse-ssh" => {
+            put("local_port", number_or_text(&form.local_port));
+            put("max_connections", number_or_text(&form.max_connections));
+            put("inactivity_min", number_or_text(&form.inactivity_min));
+            put("map_crlf", json!(form.map_crlf.trim()));
+            // None ticked: an empty list, which the validator names.
+            put("groups", json!(form.groups));
+        }
         // "disabled" has no field; an unknown type is named by validation.
         _ => {}
     }
@@ -461,8 +604,9 @@ pub async fn submit(
     State(state): State<AppState>,
     v: Visitor,
     Path(number): Path<u16>,
-    Form(form): Form<ModeForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
+    let form = ModeForm::of(pairs);
     v.check_csrf(&form.csrf)?;
     v.require(Permission::SerialChange)?;
     let config = state.service.config();
@@ -498,11 +642,17 @@ pub async fn submit(
         p.connection_down_dtr = form.connection_down_dtr;
         p.server_command_port = form.server_command_port;
         p.pair_slave = form.pair_slave;
+        p.inactivity_min = form.inactivity_min;
+        p.map_crlf = form.map_crlf;
+        p.groups = form.groups;
     }
+    let (groups, every) = group_names(&state, &v).await?;
+    offer_groups(&mut ports, (&groups, every));
     let page = ModesPage {
         ports,
         modes: MODES,
         line_levels: LINE_ON_DOWN,
+        crlf_choices: MAP_CRLF,
         max_connections: MAX_CONNECTIONS,
         can_change: true,
         chrome,
@@ -531,6 +681,9 @@ mod tests {
             connection_down_dtr: "always-high".into(),
             server_command_port: String::new(),
             pair_slave: "[fe80::7]:4001".into(),
+            inactivity_min: "5".into(),
+            map_crlf: "cr".into(),
+            groups: vec!["Operator".into(), "consoles".into()],
         }
     }
 
@@ -694,6 +847,107 @@ mod tests {
         assert_eq!(
             slave,
             json!({"type": "pair-slave", "local_port": 4010, "alive_check_min": 3})
+        );
+    }
+
+    #[test]
+    fn repeated_group_checkboxes_are_all_read() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let f = ModeForm::of(vec![
+            pair("csrf", "t"),
+            pair("mode", "reverse-ssh"),
+            pair("groups", "Administrator"),
+            pair("map_crlf", "lf"),
+            pair("groups", "consoles"),
+            pair("unknown", "ignored"),
+        ]);
+        assert_eq!(
+            (f.csrf.as_str(), f.mode.as_str(), f.map_crlf.as_str()),
+            ("t", "reverse-ssh", "lf")
+        );
+        assert_eq!(f.groups, ["Administrator", "consoles"]);
+        assert!(f.allow_driver_control.is_none());
+    }
+
+    #[test]
+    fn a_reverse_terminal_carries_the_shared_fields_and_takes_its_own() {
+        let current = object(json!({
+            "type": "tcp-server", "bind": ["127.0.0.1"], "local_port": 4001,
+            "max_connections": 1, "alive_check_min": 7, "inactivity_ms": 100,
+        }));
+        let ssh = new_mode(&form("reverse-ssh"), &current);
+        assert_eq!(
+            ssh,
+            json!({
+                "type": "reverse-ssh", "bind": ["127.0.0.1"], "local_port": 4010,
+                "max_connections": 2, "inactivity_min": 5, "map_crlf": "cr",
+                "groups": ["Operator", "consoles"],
+            })
+        );
+        Config::from_value(&json!({"ports": [
+            {"number": 1, "device": "sim:echo", "mode": ssh.clone()},
+        ]}))
+        .expect("what the page builds is valid");
+        // To Telnet and back to a TCP Server: the shared fields go along,
+        // the console's own do not.
+        let telnet = new_mode(&form("reverse-telnet"), &object(ssh));
+        assert_eq!(telnet["type"], "reverse-telnet");
+        assert_eq!(telnet["bind"], json!(["127.0.0.1"]));
+        let server = new_mode(&form("tcp-server"), &object(telnet));
+        assert!(
+            server.get("groups").is_none() && server.get("map_crlf").is_none(),
+            "{server}"
+        );
+        let mut none = form("reverse-telnet");
+        none.groups.clear();
+        assert_eq!(
+            new_mode(&none, &current)["groups"],
+            json!([]),
+            "left for the validator to name"
+        );
+    }
+
+    #[test]
+    fn group_boxes_keep_the_ports_groups_and_mark_unknown_ones() {
+        let config = Config::from_value(&json!({"ports": [
+            {"number": 1, "device": "sim:echo"},
+            {"number": 2, "device": "sim:echo", "mode": {"type": "reverse-telnet",
+                "inactivity_min": 3, "map_crlf": "lf", "groups": ["operator", "gone"]}},
+        ]}))
+        .expect("a valid configuration");
+        let mut v = views(&config);
+        assert_eq!(
+            (v[1].inactivity_min.as_str(), v[1].map_crlf.as_str()),
+            ("3", "lf")
+        );
+        let available = ["Administrator".to_owned(), "Operator".to_owned()];
+        offer_groups(&mut v, (&available, true));
+        let boxes = |p: &ModeView| {
+            p.group_boxes
+                .iter()
+                .map(|b| (b.name.clone(), b.checked, b.unknown))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            boxes(&v[0]),
+            [
+                ("Administrator".to_owned(), true, false),
+                ("Operator".to_owned(), false, false)
+            ],
+            "the default when chosen: Administrators only"
+        );
+        assert_eq!(
+            boxes(&v[1]),
+            [
+                ("Administrator".to_owned(), false, false),
+                ("Operator".to_owned(), true, false),
+                ("gone".to_owned(), true, true),
+            ]
+        );
+        offer_groups(&mut v, (&available, false));
+        assert!(
+            !v[1].group_boxes[2].unknown,
+            "without the whole list, nothing is called unknown"
         );
     }
 }

@@ -3,8 +3,9 @@
 //! "Encrypted and authenticated connection" (mutual TLS: the remote
 //! device or host must present a certificate from a CA uploaded under
 //! Security > Certificate). Saving goes through the configuration like the
-//! other serial pages, so the validator names a refused choice (UDP, Pair
-//! Connection and the reverse terminal modes have no TLS) and only the
+//! other serial pages, so the validator names a refused choice (UDP and
+//! the reverse terminal modes have no TLS; the page asks the validator
+//! which modes take it rather than keeping its own list) and only the
 //! changed port restarts.
 //!
 //! Not here: the TLS itself (the engine's `tls` module, fed by the
@@ -17,13 +18,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use ttyward_core::config::{Config, OperationMode, PortConfig, SecureConnection};
 use ttyward_core::permission::Permission;
 
 use super::super::{PageError, Visitor, render};
-use super::Chrome;
 use super::form::{ConfigEdit, change_notice};
+use super::{Chrome, sentence};
 use crate::api::AppState;
 
 /// The choices, in the seed's words.
@@ -33,68 +34,52 @@ const CHOICES: [(&str, &str); 3] = [
     ("authenticated", "Encrypted and authenticated connection"),
 ];
 
-/// What the port's mode does with the setting, for the note under it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reach {
-    /// Every connection the port accepts or opens.
-    Connections,
-    /// Real COM: the data connection only.
-    RealCom,
-    /// TCP Client: connections it opens (the server is checked only when
-    /// authenticated).
-    Client,
-    /// UDP: none (the validator refuses anything but off).
-    Udp,
-    /// Pair Connection: no TLS yet (the validator refuses anything but
-    /// off).
-    Pair,
-    /// Reverse Telnet and SSH: none (the validator refuses anything but
-    /// off; SSH encrypts by itself).
-    Reverse,
-    /// Disabled: nothing is served.
-    Disabled,
+/// What the setting covers in the port's mode, or why it cannot be used
+/// there (`refusal`: the validator's word on TLS for this port).
+fn note(mode: &OperationMode, refusal: Option<&str>) -> String {
+    if let Some(why) = refusal {
+        return match mode {
+            OperationMode::Udp(_) => {
+                "UDP ports cannot use Secure Connection: TLS needs TCP.".into()
+            }
+            _ => sentence(why),
+        };
+    }
+    match mode {
+        OperationMode::RealCom(_) => {
+            "Applies to the data connection; the command connection stays plain, as Moxa's driver expects."
+        }
+        OperationMode::TcpClient(_) => {
+            "Applies to the connections this port opens. Encrypted does not check the server's certificate; authenticated checks it against the trusted CA certificates and the destination's name."
+        }
+        OperationMode::PairMaster(_) | OperationMode::PairSlave(_) => {
+            "Applies to the link between the pair's master and slave: set both ends alike."
+        }
+        OperationMode::Disabled => "The port is disabled: nothing is served.",
+        _ => {
+            "Applies to every connection to this port; plain TCP and TLS 1.1 or older are refused."
+        }
+    }
+    .into()
 }
 
-impl Reach {
-    fn of(mode: &OperationMode) -> Reach {
-        match mode {
-            OperationMode::TcpServer(_) | OperationMode::Rfc2217(_) => Reach::Connections,
-            OperationMode::RealCom(_) => Reach::RealCom,
-            OperationMode::TcpClient(_) => Reach::Client,
-            OperationMode::Udp(_) => Reach::Udp,
-            OperationMode::PairMaster(_) | OperationMode::PairSlave(_) => Reach::Pair,
-            OperationMode::ReverseTelnet(_) | OperationMode::ReverseSsh(_) => Reach::Reverse,
-            OperationMode::Disabled => Reach::Disabled,
-        }
-    }
-
-    /// The note shown with the port's form.
-    fn note(self) -> &'static str {
-        match self {
-            Reach::Connections => {
-                "Applies to every connection to this port; plain TCP and TLS 1.1 or older are refused."
-            }
-            Reach::RealCom => {
-                "Applies to the data connection; the command connection stays plain, as Moxa's driver expects."
-            }
-            Reach::Client => {
-                "Applies to the connections this port opens. Encrypted does not check the server's certificate; authenticated checks it against the trusted CA certificates and the destination's name."
-            }
-            Reach::Udp => "UDP ports cannot use Secure Connection: TLS needs TCP.",
-            Reach::Pair => {
-                "Pair Connection has no TLS yet: only Off (use a VPN between the two sites)."
-            }
-            Reach::Reverse => {
-                "Reverse Telnet and Reverse SSH cannot use Secure Connection (Reverse SSH is encrypted by SSH itself)."
-            }
-            Reach::Disabled => "The port is disabled: nothing is served.",
-        }
-    }
-
-    /// Whether the validator takes anything but off for this mode.
-    fn has_tls(self) -> bool {
-        !matches!(self, Reach::Udp | Reach::Pair | Reach::Reverse)
-    }
+/// Why the validator refuses TLS on the port at `index` in its current
+/// mode (UDP has none, nor have some other modes), or `None` when it takes
+/// it. The page asks rather than keeping its own list, so it offers
+/// exactly what would be saved.
+fn tls_refusal(doc: &Value, index: usize) -> Option<String> {
+    let mut doc = doc.clone();
+    let port = doc
+        .pointer_mut(&format!("/ports/{index}"))
+        .and_then(Value::as_object_mut)?;
+    port.insert("secure".into(), json!("encrypted"));
+    let field = format!("ports[{index}].secure");
+    Config::from_value(&doc)
+        .err()?
+        .errors
+        .into_iter()
+        .find(|e| e.path == field)
+        .map(|e| e.message)
 }
 
 /// The human name of a mode.
@@ -141,9 +126,9 @@ struct SecureRow {
     current: &'static str,
     /// The value the form selects (the one in force, or a refused choice).
     chosen: String,
-    note: &'static str,
-    /// The choices offered (UDP and reverse terminal: only "off", and a
-    /// refused choice).
+    note: String,
+    /// The choices offered (where TLS is refused: only "off", and a
+    /// refused choice shown again).
     options: Vec<(&'static str, &'static str)>,
     /// Authenticated in force while no CA certificate is trusted: every
     /// connection is refused.
@@ -151,8 +136,8 @@ struct SecureRow {
 }
 
 impl SecureRow {
-    fn of(p: &PortConfig, authorities: usize) -> SecureRow {
-        let reach = Reach::of(&p.mode);
+    /// `refusal`: why TLS cannot be used in the port's mode, if so.
+    fn of(p: &PortConfig, authorities: usize, refusal: Option<&str>) -> SecureRow {
         SecureRow {
             number: p.number,
             alias: p.alias.clone(),
@@ -160,8 +145,8 @@ impl SecureRow {
             mode: mode_label(&p.mode),
             current: choice_label(p.secure),
             chosen: p.secure.as_str().to_owned(),
-            note: reach.note(),
-            options: options(reach.has_tls(), p.secure.as_str()),
+            note: note(&p.mode, refusal),
+            options: options(refusal.is_none(), p.secure.as_str()),
             needs_ca: p.secure == SecureConnection::Authenticated && authorities == 0,
         }
     }
@@ -180,10 +165,12 @@ struct SecurePage {
 }
 
 fn rows(config: &Config, authorities: usize) -> Vec<SecureRow> {
+    let doc = config.to_value();
     config
         .ports
         .iter()
-        .map(|p| SecureRow::of(p, authorities))
+        .enumerate()
+        .map(|(i, p)| SecureRow::of(p, authorities, tls_refusal(&doc, i).as_deref()))
         .collect()
 }
 
@@ -245,7 +232,7 @@ pub async fn submit(
         // The refused choice stays selected for correction.
         let has_tls = p.options.len() == CHOICES.len();
         p.options = options(has_tls, form.secure.trim());
-        p.chosen = form.secure;
+        p.chosen = form.secure.trim().to_owned();
     }
     Ok((status, render(&page)).into_response())
 }
@@ -262,7 +249,7 @@ mod tests {
                 "destinations": [{"begin": "127.0.0.1", "port": 5000}]}},
             {"number": 3, "device": "sim:echo", "secure": "encrypted",
                 "mode": {"type": "real-com"}},
-            {"number": 4, "device": "sim:echo", "mode": {"type": "pair-slave"}},
+            {"number": 4, "device": "sim:echo", "mode": {"type": "reverse-telnet"}},
         ]}))
         .expect("a valid configuration")
     }
@@ -285,7 +272,12 @@ mod tests {
         assert!(r[1].note.contains("TLS needs TCP"));
         assert_eq!(r[1].options, [("off", "Off")], "UDP is offered only off");
         assert_eq!(r[0].options.len(), 3);
-        assert_eq!(r[3].options, [("off", "Off")], "pair has no TLS");
+        assert_eq!(r[3].options, [("off", "Off")], "reverse telnet has no TLS");
+        assert!(
+            r[3].note.starts_with("Reverse terminal modes have no TLS") && r[3].note.ends_with('.'),
+            "the validator's reason as a sentence: {}",
+            r[3].note
+        );
         assert_eq!(r[1].current, "Off");
         assert!(r[2].note.contains("command connection stays plain"));
     }
