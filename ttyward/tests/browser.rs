@@ -1175,3 +1175,82 @@ fn real_com_chosen_in_the_console_answers_a_drivers_port_init() {
         b"held until PORT_INIT"
     );
 }
+
+/// Reverse SSH from the console, as an Operator: Operation Modes turns
+/// port 1 into a Reverse SSH port on a chosen port for Administrators and
+/// Operators (the script checks which fields each reverse mode shows,
+/// and Reverse Telnet's warning); the daemon listens there and the export
+/// has the groups. The Operator then adds its own key (made by
+/// `ssh-keygen`) on the SSH keys page, which `ttyward admin ssh-key list`
+/// shows with the same fingerprint.
+#[test]
+fn operator_sets_up_reverse_ssh_and_adds_its_own_key_in_the_console() {
+    let mut c = Console::start(
+        "browser-reverse",
+        "sim:echo",
+        &[
+            (ADMIN, "Administrator", ADMIN_PASSWORD),
+            (OPERATOR, "Operator", OPERATOR_PASSWORD),
+        ],
+    );
+    let port = free_port();
+    let key = c.dir.path().join("id_ed25519");
+    let (code, _, err) = run_bounded(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "op@laptop", "-f"])
+            .arg(&key),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "ssh-keygen: {err}");
+    let line = std::fs::read_to_string(key.with_extension("pub")).expect("the .pub file");
+    let (code, listing, err) = run_bounded(
+        Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(key.with_extension("pub")),
+        b"",
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "ssh-keygen -l: {err}");
+    let fingerprint = listing
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fingerprint in {listing:?}"))
+        .to_owned();
+
+    let result = c.browse(
+        "reverse-ssh",
+        json!({"name": OPERATOR, "password": OPERATOR_PASSWORD, "port": 1,
+            "local_port": port, "key": line.trim(), "fingerprint": fingerprint}),
+    );
+    assert_eq!(
+        result["offered"],
+        json!(["Administrator+", "Operator"]),
+        "{result}"
+    );
+
+    let applied = c.daemon.wait_event("applied", Duration::from_secs(10));
+    assert_eq!(applied["failed"], json!([]), "{applied}");
+    assert_eq!(
+        listeners_of(&applied),
+        [(1, port)],
+        "port 1 serves Reverse SSH on {port}: {applied}"
+    );
+    let export = c.export();
+    for want in [
+        "type = \"reverse-ssh\"",
+        &format!("local_port = {port}"),
+        "map_crlf = \"cr\"",
+        "inactivity_min = 5",
+        "groups = [\"Administrator\", \"Operator\"]",
+    ] {
+        assert!(export.contains(want), "the export lacks {want}:\n{export}");
+    }
+    let out = ttyward_cmd(c.dir.path(), &["admin", "ssh-key", "list", OPERATOR], b"");
+    let keys = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && keys.contains(&fingerprint) && keys.contains("op@laptop"),
+        "ttyward admin ssh-key list: {keys}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

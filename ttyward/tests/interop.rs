@@ -475,10 +475,12 @@ const NOT_FUZZED: [&str; 5] = [
 /// for reasons JSON Schema cannot state: the password policy and the
 /// list of common passwords (both settings of the device), the current
 /// password being right, a PEM certificate and key that parse and match,
-/// a PEM CA certificate that parses and is a CA.
-const BUSINESS_RULE_422: [&str; 6] = [
+/// a PEM CA certificate that parses and is a CA, an OpenSSH public key
+/// line whose base64 holds a key of the type it names.
+const BUSINESS_RULE_422: [&str; 7] = [
     "POST /api/v1/accounts",
     "PATCH /api/v1/accounts/{name}",
+    "POST /api/v1/accounts/{name}/ssh-keys",
     "POST /api/v1/setup",
     "PUT /api/v1/me/password",
     "POST /api/v1/certificate/import",

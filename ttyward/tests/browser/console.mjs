@@ -912,6 +912,61 @@ const scenarios = {
     for (const name of notRealCom) expect(await b.page.isHidden(field(name)), `${name} shown for Real COM after a reload`);
     return { modes };
   },
+
+  // An Operator on Operation Modes: Reverse Telnet shows the console's
+  // fields and the clear-text warning, Reverse SSH the same fields
+  // without it; port N becomes a Reverse SSH port on a chosen port for
+  // Administrators and Operators. Then the header's "SSH keys" link: the
+  // Operator adds its own public key and sees it listed.
+  async "reverse-ssh"(b) {
+    await b.login(args.name, args.password);
+    const form = `#mode-${args.port} form`;
+    const field = (name) => `${form} [name="${name}"]`;
+    const groups = `${form} fieldset.console-groups`;
+    const warning = `${form} p.warning`;
+    const console_ = ["local_port", "max_connections", "inactivity_min", "map_crlf"];
+    const notConsole = ["alive_check_min", "inactivity_ms", "data_port", "server_command_port"];
+    await b.visit("/serial/modes", "modes");
+    expect(await b.page.isHidden(groups), "the console groups shown for a TCP Server");
+    expect(await b.page.isHidden(warning), "the Telnet warning shown for a TCP Server");
+    const modes = await b.page.$$eval(`${field("mode")} option`, (os) => os.map((o) => o.value));
+    expect(modes.includes("reverse-telnet") && modes.includes("reverse-ssh"), `the mode list: ${modes.join(", ")}`);
+
+    await b.page.selectOption(field("mode"), "reverse-telnet");
+    for (const name of console_) expect(await b.page.isVisible(field(name)), `Reverse Telnet's ${name} is hidden`);
+    for (const name of notConsole) expect(await b.page.isHidden(field(name)), `${name} shown for Reverse Telnet`);
+    expect(await b.page.isVisible(groups), "Reverse Telnet's groups are hidden");
+    expectEqual(await b.text(warning), "Telnet sends user names and passwords in clear text; prefer Reverse SSH.", "the Telnet warning");
+    await b.shot("reverse-telnet-chosen");
+
+    await b.page.selectOption(field("mode"), "reverse-ssh");
+    for (const name of console_) expect(await b.page.isVisible(field(name)), `Reverse SSH's ${name} is hidden`);
+    expect(await b.page.isHidden(warning), "the Telnet warning shown for Reverse SSH");
+    const offered = await b.page.$$eval(`${groups} input[name="groups"]`, (is) => is.map((i) => `${i.value}${i.checked ? "+" : ""}`));
+    expectEqual(offered.join(","), "Administrator+,Operator", "the groups offered to an Operator (Administrators by default)");
+    await b.page.fill(field("local_port"), String(args.local_port));
+    await b.page.fill(field("inactivity_min"), "5");
+    await b.page.selectOption(field("map_crlf"), "cr");
+    await b.page.check(`${groups} input[value="Operator"]`);
+    await b.submit(form, "saved", { status: 200, landsOn: `/serial/modes/${args.port}` });
+    const notice = await b.text("main .notice");
+    expect(notice.startsWith("Saved") && notice.includes(`Port ${args.port} restarted in its new mode`), `notice after saving: ${notice}`);
+    await b.visit("/serial/modes", "reloaded");
+    expectEqual(await b.page.inputValue(field("mode")), "reverse-ssh", "the mode after a reload");
+    expectEqual(await b.page.inputValue(field("map_crlf")), "cr", "CR-LF mapping after a reload");
+    expect(await b.page.isChecked(`${groups} input[value="Operator"]`), "Operator unticked after a reload");
+
+    const navigation = b.page.waitForNavigation({ waitUntil: "load" });
+    await b.page.click("#my-ssh-keys");
+    await b.arrived(await navigation, "the header's SSH keys link", "ssh-keys", 200, "/account/ssh-keys");
+    expectEqual(await b.text("main h1"), "My SSH keys", "heading of the SSH keys page");
+    expectEqual(await b.count("#no-keys"), 1, "an empty list at the start");
+    await b.page.fill('#add-key textarea[name="key"]', args.key);
+    await b.submit("#add-key", "ssh-key-added", { status: 200, landsOn: "/account/ssh-keys" });
+    const row = await b.text("#ssh-keys tbody tr");
+    expect(row.includes(args.fingerprint) && row.includes("ssh-ed25519"), `the key's row: ${row}`);
+    return { offered, row };
+  },
 };
 
 // ---- main ----------------------------------------------------------------
