@@ -938,3 +938,52 @@ async fn second_host_without_driver_control_changes_nothing() {
     assert_eq!(first.read_data(6, WAIT).await.expect("first"), b"to all");
     assert_eq!(second.read_data(6, WAIT).await.expect("second"), b"to all");
 }
+
+/// TCP Server mode with its command port (spec §7, "IP-Serial Lib"): the
+/// same commands reach the port, paired with the host's raw data
+/// connection; no NOTIFY and no alive polling in this mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_server_command_port_applies_the_same_commands() {
+    let fake = FakeHandle::new();
+    fake.set_cts(true);
+    let mode = OperationMode::TcpServer(TcpServerMode {
+        bind: vec![LOOPBACK.into()],
+        local_port: 0,
+        max_connections: 1,
+        alive_check_min: 7,
+        inactivity_ms: 0,
+        command_port: Some(0),
+    });
+    let running = Running::start(vec![port_config(&fake, mode)]);
+    let listeners = running.engine.listeners();
+    let find = |channel: &str| {
+        listeners
+            .iter()
+            .find(|l| l.channel == channel)
+            .unwrap_or_else(|| panic!("no {channel} listener in {listeners:?}"))
+            .addr
+    };
+    let mut host = RealComClient::connect_from(None, find("data"), find("command"))
+        .await
+        .expect("connect command, then data");
+    let mode_7e1 = client::mode(7, false, parity::EVEN);
+    let reply = host
+        .port_init(B9600, mode_7e1, true, false, Flow::NONE)
+        .await
+        .expect("PORT_INIT reply");
+    assert_eq!(reply, port_init_reply(false, true, false));
+    settled(&fake, "9600 7E1, RTS off", |h| {
+        h.settings()
+            .is_some_and(|s| (s.baud.get(), s.data_bits.bits()) == (9600, 7))
+            && h.dtr()
+            && !h.rts()
+    })
+    .await;
+    assert!(
+        host.command.notify(Duration::from_millis(300)).await.is_err(),
+        "TCP Server mode sends no NOTIFY"
+    );
+    // Data still flows raw on the data connection.
+    fake.device_output(b"raw bytes");
+    assert_eq!(read_exactly(&mut host.data, 9).await, b"raw bytes");
+}
