@@ -114,7 +114,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         .ports
         .iter()
         .any(|p| p.secure != ttyward_core::config::SecureConnection::Off);
-    let tls = if secure { Some(tls_source(&args, &config)?) } else { None };
+    let tls = if secure {
+        Some(tls_source(&args, &config)?)
+    } else {
+        None
+    };
     serve::run(&config, tls, |engine| {
         for l in engine.listeners() {
             if !l.addr.ip().is_loopback() {

@@ -96,7 +96,10 @@ pub async fn serve(
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!("no device certificate: TLS is unavailable: {e}");
-            service.record(EventId::ListenerFailed, format!("no device certificate: {e}"));
+            service.record(
+                EventId::ListenerFailed,
+                format!("no device certificate: {e}"),
+            );
             None
         }
     };

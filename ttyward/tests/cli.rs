@@ -238,9 +238,17 @@ fn demo_serves_modbus_over_tcp() {
     ]);
     // Ports 1-4 one listener each, port 5 (Real COM) data and command; the
     // Real COM discovery responder (port 0) only if UDP 4800 was free.
-    let ports: Vec<(u16, u16)> = daemon.listeners.iter().copied().filter(|(p, _)| *p != 0).collect();
+    let ports: Vec<(u16, u16)> = daemon
+        .listeners
+        .iter()
+        .copied()
+        .filter(|(p, _)| *p != 0)
+        .collect();
     assert_eq!(ports.len(), 6, "{:?}", daemon.listeners);
-    assert!(ports.contains(&(5, base + 5)) && ports.contains(&(5, base + 21)), "{ports:?}");
+    assert!(
+        ports.contains(&(5, base + 5)) && ports.contains(&(5, base + 21)),
+        "{ports:?}"
+    );
     assert_eq!(daemon.ready["setup_required"], false);
     // The REST API listens on loopback too.
     let web = daemon.ready["web"].as_array().expect("web addresses");

@@ -13,10 +13,10 @@ use ttyward_engine::{Engine, EngineEvent, EventKind, EventSink};
 use ttyward_serial::fake::FakeHandle;
 use ttyward_serial::{DeviceSpec, SerialSettings};
 
-#[path = "engine/realcom.rs"]
-mod realcom;
 #[path = "engine/pair.rs"]
 mod pair;
+#[path = "engine/realcom.rs"]
+mod realcom;
 
 const LOOPBACK: [u8; 4] = [127, 0, 0, 1];
 const WAIT: Duration = Duration::from_secs(10);

@@ -387,10 +387,12 @@ pub fn free_port_base(n: u16) -> u16 {
     for attempt in 0..200u16 {
         let base = 20_000 + (std::process::id() as u16 % 5000) + attempt * 17;
         // BASE + 21: the demo's Real COM command port (port 5 + 16).
-        let free = (1..=n + 104).filter(|i| *i <= n || *i == 21 || *i == 104).all(|i| {
-            std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
-                && std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
-        });
+        let free = (1..=n + 104)
+            .filter(|i| *i <= n || *i == 21 || *i == 104)
+            .all(|i| {
+                std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                    && std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+            });
         if free {
             return base;
         }

@@ -980,7 +980,10 @@ async fn tcp_server_command_port_applies_the_same_commands() {
     })
     .await;
     assert!(
-        host.command.notify(Duration::from_millis(300)).await.is_err(),
+        host.command
+            .notify(Duration::from_millis(300))
+            .await
+            .is_err(),
         "TCP Server mode sends no NOTIFY"
     );
     // Data still flows raw on the data connection.
