@@ -254,8 +254,6 @@ fn tls_source(
     args: &Args,
     config: &Config,
 ) -> Result<Arc<dyn ttyward_engine::tls::TlsSource>, Failure> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
     use ttyward_web::cert::DeviceCert;
 
     let read = |p: &PathBuf| {
@@ -282,18 +280,7 @@ fn tls_source(
     }
     let roots = match &args.tls_ca {
         None => None,
-        Some(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for der in CertificateDer::pem_file_iter(path)
-                .map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?
-            {
-                let der = der.map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?;
-                roots
-                    .add(der)
-                    .map_err(|e| Failure::Config(format!("{}: {e}", path.display())))?;
-            }
-            Some(roots)
-        }
+        Some(path) => Some(crate::attach::tls::roots(path)?),
     };
     let key = cert
         .certified_key()

@@ -103,7 +103,7 @@ pub fn client_config(
         Some(roots) => builder.with_root_certificates(roots),
         None => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider))),
+            .with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider))),
     };
     Ok(match certs {
         Some(c) => builder.with_client_cert_resolver(c),
@@ -111,14 +111,14 @@ pub fn client_config(
     })
 }
 
-/// "Encrypted connection" as a client: any server certificate is taken
-/// (like Moxa's driver and the NPort's own client modes), but the
-/// handshake signatures are still checked, so the session key is the
-/// server's.
+/// "Encrypted connection" as a client (and `attach --insecure`): any server
+/// certificate is taken (like Moxa's driver and the NPort's own client
+/// modes), but the handshake signatures are still checked, so the session
+/// key is the server's.
 #[derive(Debug)]
-struct EncryptOnly(Arc<CryptoProvider>);
+pub struct AnyServerCertificate(pub Arc<CryptoProvider>);
 
-impl ServerCertVerifier for EncryptOnly {
+impl ServerCertVerifier for AnyServerCertificate {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,

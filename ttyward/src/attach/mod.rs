@@ -26,7 +26,7 @@
 
 mod realcom;
 mod rfc2217;
-mod tls;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::future::Future;

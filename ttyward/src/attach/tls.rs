@@ -11,14 +11,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use ttyward_engine::tls::AnyServerCertificate;
 
 use super::{Args, ConnectError, Target};
 use crate::serve::Failure;
@@ -49,9 +48,7 @@ impl Client {
             (None, true) => (
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(AnyCertificate(
-                        provider.signature_verification_algorithms,
-                    ))),
+                    .with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider))),
                 "nothing (--insecure)".to_owned(),
             ),
             (None, false) => {
@@ -113,7 +110,8 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
         .map_err(|e| Failure::Config(format!("cannot read the {what} {}: {e}", path.display())))
 }
 
-fn roots(path: &Path) -> Result<RootCertStore, Failure> {
+/// The trust anchors in a PEM file (`attach --ca`, `bridge --tls-ca`).
+pub(crate) fn roots(path: &Path) -> Result<RootCertStore, Failure> {
     let mut roots = RootCertStore::empty();
     for cert in certificates(path, "--ca certificate")? {
         roots.add(cert).map_err(|e| {
@@ -152,44 +150,4 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, Failure> {
             path.display()
         ))
     })
-}
-
-/// `--insecure`: accepts whatever certificate the server presents, but
-/// still checks that the server holds its key (the handshake signature).
-#[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }
