@@ -414,10 +414,14 @@ impl Shared {
             return;
         }
         let Some(link) = self.pair_command(peer.ip()).await else {
-            tracing::info!(
-                port = self.port.number(),
-                "Real COM command connection from {peer} closed: no data connection from that host"
-            );
+            if !self.cancel.is_cancelled() {
+                // The CVE-2026-10831 rule at work: worth the event log, as
+                // any refused connection is.
+                self.refuse(
+                    peer,
+                    "Real COM command connection without a data connection from that host",
+                );
+            }
             return;
         };
         let Some(closed) = link.upgrade().map(|l| l.closed.clone()) else {

@@ -266,44 +266,93 @@ impl Service {
             }
         };
         let Some((account, _)) = found.filter(|_| verified) else {
-            let settings = login.lockout.clone();
-            let (key, src2) = (name.to_owned(), src.clone());
-            let outcome = self
-                .inner
-                .store
-                .call(move |c| lockout::record_failure(c, &settings, &key, &src2, now_s()))
-                .await?;
-            self.audit_login_failure(&caller, name, "wrong account name or password");
-            if outcome.locked_pair || outcome.locked_source {
-                let what = if outcome.locked_source {
-                    format!("source {src} locked out until {}", fmt_time(outcome.until))
-                } else {
-                    format!(
-                        "account '{name}' locked out for {src} until {}",
-                        fmt_time(outcome.until)
-                    )
-                };
-                self.audit(&caller, EventId::AccountLocked, what);
-            }
-            return Err(failed());
+            let why = "wrong account name or password";
+            return Err(self.refuse_login(&caller, name, why).await);
         };
-        let control = login.sessions.clone();
         let expired = config
             .security
             .password_policy
             .is_expired(account.password_changed_at, now_s());
-        let (id, key, src2, iface) = (
+        let how = format!("logged in via {}", interface.name());
+        let (caller, token, session_id) = self.open_login_session(caller, &account, how).await?;
+        if expired {
+            self.audit(
+                &caller,
+                EventId::PasswordExpired,
+                "password expired: change required",
+            );
+        }
+        Ok(LoginOk {
+            token,
+            session_id,
+            account: account.name,
+            must_change_password: expired,
+        })
+    }
+
+    /// A refused login (wrong password, unknown or disabled account, a key
+    /// that is not the account's): counted toward the lockout and recorded,
+    /// with the lock it causes; returns the error to give, which says only
+    /// the configured failure message whatever the reason.
+    pub(super) async fn refuse_login(
+        &self,
+        caller: &Caller,
+        name: &str,
+        why: &str,
+    ) -> ServiceError {
+        let config = self.config();
+        let login = &config.security.login;
+        let src = caller.source.to_string();
+        let settings = login.lockout.clone();
+        let (key, src2) = (name.to_owned(), src.clone());
+        let outcome = self
+            .inner
+            .store
+            .call(move |c| lockout::record_failure(c, &settings, &key, &src2, now_s()))
+            .await;
+        self.audit_login_failure(caller, name, why);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => return e.into(),
+        };
+        if outcome.locked_pair || outcome.locked_source {
+            let what = if outcome.locked_source {
+                format!("source {src} locked out until {}", fmt_time(outcome.until))
+            } else {
+                format!(
+                    "account '{name}' locked out for {src} until {}",
+                    fmt_time(outcome.until)
+                )
+            };
+            self.audit(caller, EventId::AccountLocked, what);
+        }
+        ServiceError::LoginFailed {
+            message: login.failure_message().to_owned(),
+        }
+    }
+
+    /// A login that passed: clear the failure count, open a session within
+    /// Session Control's limits, record `how`. Returns the caller as that
+    /// account, the token and the session id.
+    pub(super) async fn open_login_session(
+        &self,
+        caller: Caller,
+        account: &crate::account::Account,
+        how: String,
+    ) -> Result<(Caller, SessionToken, i64), ServiceError> {
+        let control = self.config().security.login.sessions.clone();
+        let (id, key, src, iface) = (
             account.id,
             account.name.clone(),
-            src.clone(),
-            interface.name(),
+            caller.source.to_string(),
+            caller.interface.name(),
         );
         let created = self
             .inner
             .store
             .call(move |c| {
-                lockout::record_success(c, &key, &src2)?;
-                session::create(c, &control, id, iface, Some(&src2), now_s())
+                lockout::record_success(c, &key, &src)?;
+                session::create(c, &control, id, iface, Some(&src), now_s())
             })
             .await?;
         let caller = Caller {
@@ -312,24 +361,8 @@ impl Service {
         };
         match created {
             Ok((token, session_id)) => {
-                self.audit(
-                    &caller,
-                    EventId::LoginSucceeded,
-                    format!("logged in via {}", interface.name()),
-                );
-                if expired {
-                    self.audit(
-                        &caller,
-                        EventId::PasswordExpired,
-                        "password expired: change required",
-                    );
-                }
-                Ok(LoginOk {
-                    token,
-                    session_id,
-                    account: account.name,
-                    must_change_password: expired,
-                })
+                self.audit(&caller, EventId::LoginSucceeded, how);
+                Ok((caller, token, session_id))
             }
             Err(limit) => {
                 self.audit(&caller, EventId::SessionLimitReached, limit.to_string());
@@ -517,7 +550,7 @@ fn code_refused(why: &str) -> bool {
 
 /// A principal that only names someone (for events before a session
 /// exists).
-pub(super) fn principal_stub(name: &str) -> Principal {
+fn principal_stub(name: &str) -> Principal {
     Principal {
         account_id: 0,
         name: name.to_owned(),

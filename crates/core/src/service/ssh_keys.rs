@@ -23,7 +23,6 @@ use crate::account::{self, Account};
 use crate::event_log::EventId;
 use crate::lockout;
 use crate::permission::Permission;
-use crate::session;
 use crate::store::{format_time as fmt_time, now_s};
 
 /// Keys one account may have.
@@ -395,67 +394,19 @@ impl Service {
             Ok(a) => a,
         };
         let Some(account) = account else {
-            let settings = login.lockout.clone();
-            let (n, s) = (name.to_owned(), src.clone());
-            let outcome = self
-                .inner
-                .store
-                .call(move |c| lockout::record_failure(c, &settings, &n, &s, now_s()))
-                .await?;
-            self.audit_login_failure(
-                &caller,
-                name,
-                &format!("public key {print} is not authorized for this account"),
-            );
-            if outcome.locked_pair || outcome.locked_source {
-                // As for a password (`Service::login`).
-                let what = if outcome.locked_source {
-                    format!("source {src} locked out until {}", fmt_time(outcome.until))
-                } else {
-                    format!(
-                        "account '{name}' locked out for {src} until {}",
-                        fmt_time(outcome.until)
-                    )
-                };
-                self.audit(&caller, EventId::AccountLocked, what);
-            }
-            return Err(failed());
+            let why = format!("public key {print} is not authorized for this account");
+            return Err(self.refuse_login(&caller, name, &why).await);
         };
-        let control = login.sessions.clone();
-        let (id, n, s, iface) = (account.id, account.name.clone(), src, interface.name());
-        let created = self
-            .inner
-            .store
-            .call(move |c| {
-                lockout::record_success(c, &n, &s)?;
-                session::create(c, &control, id, iface, Some(&s), now_s())
-            })
-            .await?;
-        let caller = Caller {
-            principal: Some(super::auth::principal_stub(&account.name)),
-            ..caller
-        };
-        match created {
-            Ok((token, session_id)) => {
-                self.audit(
-                    &caller,
-                    EventId::LoginSucceeded,
-                    format!("logged in via {} with public key {print}", interface.name()),
-                );
-                Ok(LoginOk {
-                    token,
-                    session_id,
-                    account: account.name,
-                    // A key login does not use the password, so its age
-                    // does not matter here.
-                    must_change_password: false,
-                })
-            }
-            Err(limit) => {
-                self.audit(&caller, EventId::SessionLimitReached, limit.to_string());
-                Err(limit.into())
-            }
-        }
+        let how = format!("logged in via {} with public key {print}", interface.name());
+        let (_, token, session_id) = self.open_login_session(caller, &account, how).await?;
+        Ok(LoginOk {
+            token,
+            session_id,
+            account: account.name,
+            // A key login does not use the password, so its age does not
+            // matter here.
+            must_change_password: false,
+        })
     }
 }
 
