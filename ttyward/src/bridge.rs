@@ -110,10 +110,26 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         }
         None => Config::from_value(&document(&args)?)?,
     };
+    use ttyward_core::config::SecureConnection;
     let secure = config
         .ports
         .iter()
-        .any(|p| p.secure != ttyward_core::config::SecureConnection::Off);
+        .any(|p| p.secure != SecureConnection::Off);
+    let authenticated = config
+        .ports
+        .iter()
+        .any(|p| p.secure == SecureConnection::Authenticated);
+    // Said at start, not as a refusal of every connection later.
+    if !secure && (args.tls_cert.is_some() || args.tls_ca.is_some()) {
+        return Err(Failure::Config(
+            "--tls-cert/--tls-ca have no effect without --secure encrypted or authenticated".into(),
+        ));
+    }
+    if authenticated && args.tls_ca.is_none() {
+        return Err(Failure::Config(
+            "--secure authenticated needs --tls-ca FILE: the CA certificates clients (and servers of a tcp-client or pair-master port) must chain to".into(),
+        ));
+    }
     let tls = if secure {
         Some(tls_source(&args, &config)?)
     } else {

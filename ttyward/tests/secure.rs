@@ -1289,3 +1289,28 @@ fn console_page_sets_secure_connection_per_port() {
         "a refused change was stored"
     );
 }
+
+/// Bad TLS arguments are refused at start (exit 64, the reason named),
+/// not by refusing every connection later.
+#[test]
+fn bridge_refuses_inconsistent_tls_arguments() {
+    for (args, said) in [
+        (
+            &["sim:echo@127.0.0.1:0", "--secure", "authenticated"][..],
+            "--tls-ca",
+        ),
+        (
+            &["sim:echo@127.0.0.1:0", "--tls-ca", "/nonexistent.pem"][..],
+            "without --secure",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ttyward"))
+            .arg("bridge")
+            .args(args)
+            .output()
+            .expect("run ttyward");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+}
