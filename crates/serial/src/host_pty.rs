@@ -69,6 +69,7 @@ use tokio::io::unix::AsyncFd;
 use crate::modem::FlushDirection;
 use crate::settings::{BaudRate, DataBits, FlowControl, Parity, SerialSettings, StopBits};
 use crate::sys;
+use crate::write_watch::WriteWatch;
 
 /// Packet-mode status bits (`<asm-generic/ioctls.h>`), not exported by
 /// `libc`.
@@ -115,6 +116,7 @@ pub enum PtyEvent {
 #[derive(Debug)]
 pub struct HostPty {
     master: Arc<AsyncFd<File>>,
+    writes: Arc<WriteWatch>,
     slave_path: PathBuf,
     /// Keeps the master readable while no program has the slave open.
     _slave_keepalive: OwnedFd,
@@ -130,6 +132,9 @@ pub struct HostPty {
 #[derive(Clone, Debug)]
 pub struct PtyWriter {
     master: Arc<AsyncFd<File>>,
+    /// The master is registered for reads only (see `WriteWatch`); shared
+    /// by the clones, as a Real COM or RFC 2217 session writes from one.
+    writes: Arc<WriteWatch>,
 }
 
 impl HostPty {
@@ -157,7 +162,8 @@ impl HostPty {
         let t = sys::tcgets2(file.as_fd())?;
         let settings = decode_termios(&t, &assume, BaudRate::default()).unwrap_or_default();
         Ok(HostPty {
-            master: Arc::new(sys::register_async(file)?),
+            master: Arc::new(sys::register_async(file, tokio::io::Interest::READABLE)?),
+            writes: Arc::default(),
             slave_path,
             _slave_keepalive: keepalive.into(),
             assume,
@@ -193,6 +199,7 @@ impl HostPty {
     pub fn writer(&self) -> PtyWriter {
         PtyWriter {
             master: Arc::clone(&self.master),
+            writes: Arc::clone(&self.writes),
         }
     }
 
@@ -321,14 +328,9 @@ impl PtyWriter {
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        loop {
-            let mut guard = ready!(self.master.poll_write_ready(cx))?;
-            match guard.try_io(|fd| fd.get_ref().write(buf)) {
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(result) => return Poll::Ready(result),
-                Err(_would_block) => continue,
-            }
-        }
+        let file = self.master.get_ref();
+        self.writes
+            .poll_write(cx, file.as_fd(), buf, |b| (&*file).write(b))
     }
 }
 

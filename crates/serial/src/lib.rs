@@ -22,6 +22,7 @@ pub mod settings;
 pub mod sim;
 mod sys;
 pub mod tty;
+mod write_watch;
 
 pub use device::{DeviceSpec, SerialDevice, open};
 pub use error::SerialError;

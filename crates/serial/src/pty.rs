@@ -96,7 +96,10 @@ impl PtyPair {
         let flags = OFlag::from_bits_truncate(fcntl(&self.master, FcntlArg::F_GETFL)?);
         fcntl(&self.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         Ok(PtyMaster {
-            fd: sys::register_async(File::from(self.master))?,
+            fd: sys::register_async(
+                File::from(self.master),
+                tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
+            )?,
             slave_path: self.slave_path,
             slave_keepalive: self.slave_keepalive,
         })

@@ -126,20 +126,21 @@ pub(crate) fn set_rs485(fd: BorrowedFd<'_>, conf: &mut SerialRs485) -> io::Resul
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSRS485, conf as *mut SerialRs485) })
 }
 
-/// Registers a tty file with the current tokio reactor.
-pub(crate) fn register_async(
-    file: std::fs::File,
-) -> io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
+/// Registers a descriptor with the current tokio reactor for `interest`.
+pub(crate) fn register_async<T: AsRawFd>(
+    inner: T,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<T>> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other(
             "serial devices must be opened inside a tokio runtime",
         ));
     }
-    // SAFETY: the File owns its descriptor, which stays open until the File
-    // is dropped, and the AsyncFd owns the File and drops it only when it is
-    // dropped itself. A File never changes the descriptor it returns from
-    // as_raw_fd.
-    let registered = unsafe { tokio::io::unix::AsyncFd::register(file) };
+    // SAFETY: every T given here (File, OwnedFd) owns its descriptor, which
+    // stays open until T is dropped, and the AsyncFd owns T and drops it only
+    // when it is dropped itself. Neither type ever changes the descriptor it
+    // returns from as_raw_fd.
+    let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(inner, interest) };
     Ok(registered?)
 }
 

@@ -51,8 +51,11 @@
 //!
 //! # IO
 //!
-//! Through tokio's `AsyncFd`: one `read(2)` per readiness, into the caller's
-//! buffer, readiness cleared on `EAGAIN`. `EIO` (a pty slave whose master
+//! Through tokio's `AsyncFd`, registered for reads only: one `read(2)` per
+//! readiness, into the caller's buffer, readiness cleared on `EAGAIN`.
+//! Writes go straight to `write(2)` and wait for writability only when the
+//! output queue is full (`WriteWatch`): a tty sends a write wake-up after
+//! nearly every write, and watching for it would wake us for nothing. `EIO` (a pty slave whose master
 //! closed, an unplugged USB adapter after hangup) is returned as the error;
 //! [`crate::error::io_is_missing`] classifies it as "device gone".
 
@@ -65,6 +68,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::device::SerialDevice;
@@ -72,11 +76,14 @@ use crate::error::SerialError;
 use crate::modem::{FlushDirection, ModemStatus};
 use crate::settings::{DataBits, FlowControl, Interface, Parity, SerialSettings, StopBits};
 use crate::sys;
+use crate::write_watch::WriteWatch;
 
 /// An open tty device.
 #[derive(Debug)]
 pub struct TtyDevice {
+    /// Registered for reads only.
     fd: AsyncFd<File>,
+    writes: WriteWatch,
     path: PathBuf,
     has_lines: bool,
     /// Software DTR/RTS, used when the device has no modem lines.
@@ -138,12 +145,15 @@ impl TtyDevice {
             source,
         })?;
         let has_lines = sys::tiocmget(file.as_fd()).is_ok();
-        let fd = sys::register_async(file).map_err(|source| SerialError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        // Reads only: writes go straight to write(2), see WriteWatch.
+        let fd =
+            sys::register_async(file, Interest::READABLE).map_err(|source| SerialError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
         let device = TtyDevice {
             fd,
+            writes: WriteWatch::default(),
             path: path.to_owned(),
             has_lines,
             dtr: AtomicBool::new(true),
@@ -289,23 +299,9 @@ impl SerialDevice for TtyDevice {
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
-            match guard.try_io(|fd| fd.get_ref().write(buf)) {
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Ok(n)) if n > 0 && n < buf.len() => {
-                    // A short write filled the output queue: the next write
-                    // would fail with EAGAIN, so wait for writability.
-                    guard.clear_ready();
-                    return Poll::Ready(Ok(n));
-                }
-                Ok(result) => return Poll::Ready(result),
-                Err(_would_block) => continue,
-            }
-        }
+        let file = self.fd.get_ref();
+        self.writes
+            .poll_write(cx, file.as_fd(), buf, |b| (&*file).write(b))
     }
 
     fn apply(&self, settings: &SerialSettings) -> Result<(), SerialError> {

@@ -194,6 +194,56 @@ async fn a_waiting_read_wakes_when_data_arrives() {
     assert_eq!(&buf[..n], b"late");
 }
 
+/// How many of this process's descriptors are open on `path`.
+fn descriptors_on(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+#[tokio::test]
+async fn a_write_to_a_full_device_waits_for_room_then_stops_watching() {
+    let (master, device) = pty_device(&SerialSettings::default());
+    let slave = master.slave_path().to_owned();
+    // The device's descriptor, and the pair's keep-alive one.
+    let before = descriptors_on(&slave);
+    // Fill the output queue without reading the master (bounded: a pty
+    // holds well under 1 MiB).
+    let block: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut sent = Vec::new();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..256 {
+        match device.poll_write(&mut cx, &block) {
+            std::task::Poll::Ready(Ok(n)) => sent.extend_from_slice(&block[..n]),
+            std::task::Poll::Ready(Err(e)) => panic!("write failed: {e}"),
+            std::task::Poll::Pending => break,
+        }
+    }
+    assert!(
+        device.poll_write(&mut cx, &block).is_pending(),
+        "the queue filled up"
+    );
+    // A full queue is watched for writability through a second descriptor.
+    assert_eq!(descriptors_on(&slave), before + 1, "plus the write watch");
+    // A waiting write completes once the other side reads.
+    let total = sent.len() + block.len();
+    let (written, got) = tokio::join!(
+        tokio::time::timeout(WAIT, device.write_all(&block)),
+        master_read_exactly(&master, total)
+    );
+    written.expect("the write woke up").unwrap();
+    sent.extend_from_slice(&block);
+    assert_eq!(got, sent);
+    // Messages that fit end the watch again.
+    for i in 0..40u8 {
+        device.write_all(&[i]).await.unwrap();
+        assert_eq!(master_read_exactly(&master, 1).await, [i]);
+    }
+    assert_eq!(descriptors_on(&slave), before, "the watch is gone");
+}
+
 #[tokio::test]
 async fn break_on_a_pty_succeeds() {
     let (_master, device) = pty_device(&SerialSettings::default());
