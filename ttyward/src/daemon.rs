@@ -149,6 +149,8 @@ pub async fn serve(
         }),
     );
     on_ready(&d.engine);
+    // Bounded by serve::SETTLE_LIMIT; a signal meanwhile is kept by `stop`.
+    serve::release_startup_pages(&d.engine).await;
 
     let mut watch = service.watch_config();
     let mut last_version = service.data_version().await.map_err(runtime)?;

@@ -36,13 +36,40 @@ pub async fn run(
     let stop = shutdown_signal().map_err(|e| Failure::Runtime(e.into()))?;
     announce(&engine, "ready", serde_json::json!({}));
     on_ready(&engine);
-    stop.await;
+    tokio::pin!(stop);
+    tokio::select! {
+        () = release_startup_pages(&engine) => stop.await,
+        () = &mut stop => {}
+    }
     tracing::info!("stopping");
     log_counters(&engine);
     if !engine.shutdown(DRAIN_GRACE).await {
         tracing::warn!("some sessions did not finish within {DRAIN_GRACE:?}");
     }
     Ok(())
+}
+
+/// How long ports may take to open their devices before start-up pages
+/// are released anyway.
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// Once everything listens and every port has opened its device (or found
+/// it missing): unmap the executable's pages that only start-up used (see
+/// `ttyward_serial::resident`). Best effort; a failure costs memory,
+/// nothing else.
+pub async fn release_startup_pages(engine: &Engine) {
+    let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
+    for port in engine.ports() {
+        let mut state = port.watch_state();
+        let opened = state.wait_for(|s| !matches!(s, ttyward_engine::PortState::Starting));
+        if tokio::time::timeout_at(deadline, opened).await.is_err() {
+            break;
+        }
+    }
+    match ttyward_serial::resident::release_executable_pages() {
+        Ok(kb) => tracing::debug!("released {kb} KiB of start-up pages"),
+        Err(e) => tracing::debug!("start-up pages kept: {e}"),
+    }
 }
 
 /// Print one JSON line with the bound addresses (and `extra`'s fields):

@@ -4,7 +4,9 @@
 //!
 //! This crate is the only one of ttyward with `unsafe` code, and that code
 //! is confined to the private `sys` module: the termios2, modem-line, break,
-//! exclusive-mode and RS-485 ioctls that std and nix do not wrap. It does not
+//! exclusive-mode and RS-485 ioctls that std and nix do not wrap, plus the
+//! one `madvise` of [`resident`], which gives back the executable's startup
+//! pages (it lives here to keep every `unsafe` block of ttyward in one place). It does not
 //! reopen devices, schedule anything or know about network protocols: the
 //! engine calls [`open`] again when a device is gone
 //! ([`SerialError::is_missing`]), and maps RFC 2217 / Real COM requests to
@@ -18,6 +20,7 @@ pub mod fake;
 pub mod host_pty;
 pub mod modem;
 pub mod pty;
+pub mod resident;
 pub mod settings;
 pub mod sim;
 mod sys;

@@ -166,6 +166,31 @@ pub(crate) fn read_append(
     Ok(n)
 }
 
+/// `madvise(MADV_DONTNEED)` over `mapping`, if it is a private, read-only
+/// file mapping all of whose resident pages are the file's own
+/// ([`Mapping::is_clean_file`](crate::resident::Mapping::is_clean_file));
+/// anything else is refused with `EINVAL` and left untouched.
+pub(crate) fn release_clean_file_pages(mapping: &crate::resident::Mapping) -> io::Result<()> {
+    if !mapping.is_clean_file() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: the mapping comes from this process's /proc/self/smaps and is
+    // private, not writable and file-backed, with no anonymous (copied on
+    // write) page. Dropping the page table entries of such a mapping changes
+    // no byte a program can observe: the next access faults the same file
+    // bytes back in from the page cache, as it would after the kernel
+    // reclaimed them under memory pressure. Without write permission no
+    // page of it can be copied on write between the smaps read and this
+    // call.
+    check(unsafe {
+        libc::madvise(
+            mapping.start as *mut libc::c_void,
+            mapping.end - mapping.start,
+            libc::MADV_DONTNEED,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
