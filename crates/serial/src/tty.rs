@@ -55,7 +55,8 @@
 //! readiness, into the caller's buffer, readiness cleared on `EAGAIN`.
 //! Writes go straight to `write(2)` and wait for writability only when the
 //! output queue is full (`WriteWatch`): a tty sends a write wake-up after
-//! nearly every write, and watching for it would wake us for nothing. `EIO` (a pty slave whose master
+//! nearly every write, and watching for it would wake us for nothing.
+//! `EIO` (a pty slave whose master
 //! closed, an unplugged USB adapter after hangup) is returned as the error;
 //! [`crate::error::io_is_missing`] classifies it as "device gone".
 
