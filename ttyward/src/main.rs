@@ -87,6 +87,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        // A log line that cannot be written (stderr is a file on a full
+        // disk, or past RLIMIT_FSIZE) is dropped. Reporting it would go to
+        // stderr with eprintln!, whose failure panics the task that
+        // logged: every new session, while serial forwarding must go on.
+        .log_internal_errors(false)
         .init();
     let runtime = if cli.workers == 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -2,6 +2,7 @@
 //! engine, print the machine-readable ready line, wait for SIGINT/SIGTERM,
 //! drain. Shared by `bridge`, `demo` and `run`.
 
+use std::io::Write;
 use std::time::Duration;
 
 use ttyward_core::config::Config;
@@ -89,7 +90,10 @@ pub fn announce(engine: &Engine, event: &str, extra: serde_json::Value) {
     if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
         line.extend(extra);
     }
-    println!("{line}");
+    // Not println!: stdout may be a file on a full disk or a closed pipe,
+    // and a line that cannot be written must not panic a running daemon.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// One log line per port with its counters (at stop).

@@ -526,7 +526,16 @@ mode = {{ type = "tcp-server", bind = ["127.0.0.1"], local_port = 0, max_connect
         "import: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let daemon = Ttyward::run(d);
+    // The log is a file on the same "disk", already past the limit set
+    // below: from then on every log line fails with EFBIG. (A log write
+    // failure once panicked every new session's task.)
+    let log_path = d.join("ttyward.log");
+    std::fs::write(&log_path, "earlier log lines\n".repeat(512)).expect("log file");
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .expect("open log");
+    let daemon = Ttyward::run_logging_to(d, log.into());
     let pid = daemon.pid();
     let port = daemon.listeners[0].1;
 

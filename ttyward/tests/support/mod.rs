@@ -63,17 +63,27 @@ impl Ttyward {
         Ttyward::start_with_log(&["--data-dir", dir, "run"], filter)
     }
 
+    /// [`Ttyward::run`] with the log (stderr) going to `log`, e.g. a file.
+    pub fn run_logging_to(data_dir: &Path, log: Stdio) -> Ttyward {
+        let dir = data_dir.to_str().expect("utf-8 path");
+        Ttyward::spawn(&["--data-dir", dir, "run"], "info", log)
+    }
+
     pub fn start(args: &[&str]) -> Ttyward {
         Ttyward::start_with_log(args, "info")
     }
 
     fn start_with_log(args: &[&str], filter: &str) -> Ttyward {
+        Ttyward::spawn(args, filter, Stdio::inherit())
+    }
+
+    fn spawn(args: &[&str], filter: &str, log: Stdio) -> Ttyward {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ttyward"))
             .args(args)
             .env("TTYWARD_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("start ttyward");
         let stdout = child.stdout.take().expect("stdout");
