@@ -53,7 +53,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::future::poll_fn;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -328,9 +328,7 @@ impl PtyWriter {
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let file = self.master.get_ref();
-        self.writes
-            .poll_write(cx, file.as_fd(), buf, |b| (&*file).write(b))
+        self.writes.poll_write(cx, self.master.get_ref(), buf)
     }
 }
 
@@ -428,6 +426,7 @@ fn decode_termios(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::time::Duration;
 
     use nix::sys::termios::{BaudRate as NixBaud, FlowArg, FlushArg, tcflow, tcflush};

@@ -61,7 +61,7 @@
 //! [`crate::error::io_is_missing`] classifies it as "device gone".
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -300,9 +300,7 @@ impl SerialDevice for TtyDevice {
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let file = self.fd.get_ref();
-        self.writes
-            .poll_write(cx, file.as_fd(), buf, |b| (&*file).write(b))
+        self.writes.poll_write(cx, self.fd.get_ref(), buf)
     }
 
     fn apply(&self, settings: &SerialSettings) -> Result<(), SerialError> {

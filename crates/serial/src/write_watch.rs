@@ -18,8 +18,9 @@
 //! interactive exchange never makes it, and after a transfer it is gone
 //! again within a few messages.
 
-use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
@@ -48,16 +49,16 @@ struct Watch {
 }
 
 impl WriteWatch {
-    /// Writes `buf` with `write` (a non-blocking `write(2)` on `fd`): at
-    /// once while the queue has room, after a writability event once it was
-    /// full. Pending only while the queue is full.
+    /// Writes `buf` to `file` (non-blocking): at once while the queue has
+    /// room, after a writability event once it was full. Pending only while
+    /// the queue is full.
     pub(crate) fn poll_write(
         &self,
         cx: &mut Context<'_>,
-        fd: BorrowedFd<'_>,
+        file: &File,
         buf: &[u8],
-        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        let write = |b: &[u8]| (&*file).write(b);
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -67,13 +68,13 @@ impl WriteWatch {
                 match write(buf) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        *watch = Some(register(fd)?);
+                        *watch = Some(register(file)?);
                         continue;
                     }
                     Ok(n) if n < buf.len() => {
                         // The queue is full now: the next write would only
                         // say EAGAIN, so start watching already.
-                        *watch = Some(register(fd)?);
+                        *watch = Some(register(file)?);
                         return Poll::Ready(Ok(n));
                     }
                     other => return Poll::Ready(other),
@@ -108,12 +109,12 @@ impl WriteWatch {
     }
 }
 
-/// A duplicate of `fd` registered for writes. A duplicate because epoll
-/// keeps one registration per descriptor, and the original stays
-/// registered for reads.
-fn register(fd: BorrowedFd<'_>) -> io::Result<Watch> {
+/// A duplicate of `file`'s descriptor registered for writes. A duplicate
+/// because epoll keeps one registration per descriptor, and the original
+/// stays registered for reads.
+fn register(file: &File) -> io::Result<Watch> {
     Ok(Watch {
-        fd: sys::register_async(fd.try_clone_to_owned()?, Interest::WRITABLE)?,
+        fd: sys::register_async(file.as_fd().try_clone_to_owned()?, Interest::WRITABLE)?,
         calm: 0,
     })
 }
