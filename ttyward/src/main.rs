@@ -20,10 +20,15 @@ mod serve;
 mod web;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ttyward_engine::counters::take_moved;
+use ttyward_serial::busy_poll::{self, BusyPoll};
 
 /// The daemon's data directory unless `--data-dir` / `TTYWARD_DATA_DIR`
 /// says otherwise.
@@ -47,6 +52,12 @@ struct Cli {
     /// Tokio worker threads; 1 runs everything on the main thread.
     #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
+    /// Microseconds the runtime may busy-poll before it sleeps, while
+    /// request/response traffic keeps waking it that soon (adaptive; never
+    /// after bulk transfers). Cuts a round trip on virtual machines, where
+    /// waking an idle CPU is slow. 0 turns it off; only with --workers 1.
+    #[arg(long, global = true, env = "TTYWARD_BUSY_POLL", default_value_t = 50, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    busy_poll: u16,
     /// Log filter (tracing syntax), e.g. "debug" or "ttyward_engine=debug".
     #[arg(long, global = true, env = "TTYWARD_LOG", default_value = "info")]
     log: String,
@@ -93,17 +104,7 @@ fn main() -> ExitCode {
         // logged: every new session, while serial forwarding must go on.
         .log_internal_errors(false)
         .init();
-    let runtime = if cli.workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.workers.into())
-            .enable_all()
-            .build()
-    };
-    let runtime = match runtime {
+    let (runtime, busy_poll) = match build_runtime(&cli) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ttyward: cannot start the runtime: {e}");
@@ -132,6 +133,14 @@ fn main() -> ExitCode {
             }
         }
     });
+    if let Some(p) = busy_poll {
+        let stats = p.stats();
+        tracing::debug!(
+            "busy polling: {} spins, {} caught",
+            stats.spins.load(Relaxed),
+            stats.caught.load(Relaxed)
+        );
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(serve::Failure::Config(msg)) => {
@@ -141,6 +150,32 @@ fn main() -> ExitCode {
         Err(serve::Failure::Runtime(e)) => {
             eprintln!("ttyward: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The runtime: the current thread with busy polling (see
+/// `ttyward_serial::busy_poll`) for `--workers 1`, else a thread pool.
+fn build_runtime(cli: &Cli) -> std::io::Result<(tokio::runtime::Runtime, Option<Arc<BusyPoll>>)> {
+    if cli.workers > 1 {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.workers.into())
+            .enable_all()
+            .build()?;
+        return Ok((runtime, None));
+    }
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    let max = Duration::from_micros(cli.busy_poll.into());
+    let (runtime, poller) = busy_poll::build_runtime(&mut builder, max, take_moved)?;
+    match poller {
+        Ok(p) => {
+            tracing::debug!("busy polling up to {max:?}");
+            Ok((runtime, Some(p)))
+        }
+        Err(why) => {
+            tracing::debug!("busy polling off: {why}");
+            Ok((runtime, None))
         }
     }
 }

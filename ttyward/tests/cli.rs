@@ -218,6 +218,51 @@ fn socat_talks_to_the_echo_simulator() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "echo through socat\n");
 }
 
+/// Busy polling (crates/serial/src/busy_poll.rs): in a quick
+/// request/response exchange the bridge catches the next request while it
+/// spins instead of sleeping; `--busy-poll 0` turns it off. The bridge's
+/// debug log counts the spins.
+#[test]
+fn busy_polling_catches_quick_requests_and_can_be_turned_off() {
+    let dir = TempDir::new("busy-poll");
+    for (max_us, on) in [("1000", true), ("0", false)] {
+        let path = dir.path().join(format!("log-{max_us}"));
+        let log = std::fs::File::create(&path).expect("log file");
+        let bridge = Ttyward::start_logging_to(
+            &["--busy-poll", max_us, "bridge", "sim:echo@127.0.0.1:0"],
+            "ttyward=debug",
+            Stdio::from(log),
+        );
+        let mut s =
+            std::net::TcpStream::connect(("127.0.0.1", bridge.listeners[0].1)).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        for i in 0..300u32 {
+            let byte = [(i % 251) as u8];
+            s.write_all(&byte).expect("request");
+            assert_eq!(read_exact_timeout(&mut s, 1, Duration::from_secs(5)), byte);
+        }
+        assert_eq!(bridge.stop(), Some(0));
+        let text = std::fs::read_to_string(&path).expect("read log");
+        if on {
+            let line = text
+                .lines()
+                .find(|l| l.contains("busy polling: "))
+                .unwrap_or_else(|| panic!("no busy polling figures in the log:\n{text}"));
+            let figures: Vec<u64> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            let [.., spins, caught] = figures[..] else {
+                panic!("{line}")
+            };
+            assert!(caught > 0 && caught <= spins, "{line}");
+        } else {
+            assert!(text.contains("busy polling off: turned off"), "{text}");
+            assert!(!text.contains("busy polling: "), "{text}");
+        }
+    }
+}
+
 /// The README's first command starts, lists its ports and answers on them;
 /// it keeps its state in its data directory, with an Administrator whose
 /// password it made up (no default password).

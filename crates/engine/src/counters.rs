@@ -65,3 +65,20 @@ impl PortCounters {
 pub(crate) fn add(counter: &AtomicU64, n: usize) {
     counter.fetch_add(n as u64, Relaxed);
 }
+
+/// Bytes to and from every device of the process since [`take_moved`] was
+/// last called: how bulky the runtime's last spell of work was, which
+/// decides whether it busy-polls before sleeping
+/// (`ttyward_serial::busy_poll`).
+static MOVED: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes to and from devices since the last call (process-wide).
+pub fn take_moved() -> u64 {
+    MOVED.swap(0, Relaxed)
+}
+
+/// [`add`] for a device byte counter, counted in [`take_moved`] as well.
+pub(crate) fn add_device_bytes(counter: &AtomicU64, n: usize) {
+    add(counter, n);
+    MOVED.fetch_add(n as u64, Relaxed);
+}

@@ -31,7 +31,7 @@ use ttyward_serial::{
     SerialError, SerialSettings, StopBits,
 };
 
-use crate::counters::{PortCounters, add};
+use crate::counters::{PortCounters, add, add_device_bytes};
 use crate::event::{EventKind, EventSink};
 use crate::inbound::{self, Inbound, InboundReceiver, InboundSender, InboundWriter};
 use crate::outbox::{CloseReason, Outbox, Push};
@@ -292,7 +292,7 @@ impl Session {
             .data(data)
             .await
             .map_err(|_| AttachError::Stopped)?;
-        add(&counters.device_tx_bytes, written);
+        add_device_bytes(&counters.device_tx_bytes, written);
         Ok(())
     }
 
@@ -553,7 +553,7 @@ impl PortActor {
                 },
                 r = poll_fn(|cx| writer.poll_write(cx, dev, pending)), if !pending.is_empty() => match r {
                     Ok(n) => {
-                        add(&self.shared.counters.device_tx_bytes, n);
+                        add_device_bytes(&self.shared.counters.device_tx_bytes, n);
                         pending.advance(n.min(pending.len()));
                     }
                     Err(e) => return Ended::Lost(e.to_string()),
@@ -580,7 +580,7 @@ impl PortActor {
     }
 
     fn forward_device_output(&mut self, data: Bytes, frames: &mut Vec<Bytes>) {
-        add(&self.shared.counters.device_rx_bytes, data.len());
+        add_device_bytes(&self.shared.counters.device_rx_bytes, data.len());
         match self.packer.as_mut() {
             None => self.fanout(data),
             Some(p) => {

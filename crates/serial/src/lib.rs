@@ -6,13 +6,16 @@
 //! is confined to the private `sys` module: the termios2, modem-line, break,
 //! exclusive-mode and RS-485 ioctls that std and nix do not wrap, plus the
 //! one `madvise` of [`resident`], which gives back the executable's startup
-//! pages (it lives here to keep every `unsafe` block of ttyward in one place). It does not
+//! pages, and the descriptor duplication, `kcmp` and `sched_yield` of
+//! [`busy_poll`] (they live here to keep every `unsafe` block of ttyward in
+//! one place). It does not
 //! reopen devices, schedule anything or know about network protocols: the
 //! engine calls [`open`] again when a device is gone
 //! ([`SerialError::is_missing`]), and maps RFC 2217 / Real COM requests to
 //! [`SerialSettings`], [`ModemStatus`] and the trait's methods. Serial
 //! parameters follow `spec/nport-operation-modes.md` §6.
 
+pub mod busy_poll;
 pub mod device;
 pub mod discover;
 pub mod error;

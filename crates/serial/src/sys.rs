@@ -1,6 +1,8 @@
 //! Safe wrappers around the Linux tty ioctls that neither std nor nix offer:
 //! `termios2` (arbitrary baud rates), modem lines, break, exclusive mode and
-//! RS-485. All `unsafe` of the crate is in this module, one ioctl per block.
+//! RS-485; and the few other calls of `resident` and `busy_poll` (`madvise`,
+//! `fcntl`, `kcmp`, `sched_yield`). All `unsafe` of the crate is in this
+//! module, one call per block.
 //!
 //! Each wrapper borrows the descriptor for the duration of the call, so the
 //! descriptor is always open, and passes a pointer to a local of exactly the
@@ -189,6 +191,53 @@ pub(crate) fn release_clean_file_pages(mapping: &crate::resident::Mapping) -> io
             libc::MADV_DONTNEED,
         )
     })
+}
+
+/// A descriptor of its own (close-on-exec) for the open file behind `fd`,
+/// a descriptor this process has open but does not own as a Rust value.
+pub(crate) fn dup_foreign(fd: std::os::fd::RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC reads nothing from memory; on a descriptor
+    // that is not open it fails with EBADF. On success it returns a new
+    // descriptor that nothing else in the process knows, so the OwnedFd is
+    // its only owner.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: see above; `new` is open and owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+}
+
+/// Whether descriptors `a` and `b` of this process refer to the same open
+/// file (`kcmp(2)`, `KCMP_FILE`).
+pub(crate) fn same_file(a: std::os::fd::RawFd, b: std::os::fd::RawFd) -> io::Result<bool> {
+    /// `KCMP_FILE` from `<linux/kcmp.h>`.
+    const KCMP_FILE: libc::c_long = 0;
+    let pid = libc::c_long::from(std::process::id() as libc::pid_t);
+    // SAFETY: kcmp only compares kernel objects named by plain integers and
+    // touches no memory of ours; an fd that is not open gives EBADF.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            pid,
+            KCMP_FILE,
+            libc::c_long::from(a),
+            libc::c_long::from(b),
+        )
+    };
+    match rc {
+        0 => Ok(true),
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(false),
+    }
+}
+
+/// `sched_yield(2)`: let another task runnable on this CPU go first.
+pub(crate) fn yield_cpu() {
+    // SAFETY: no arguments, no memory; it cannot fail on Linux.
+    unsafe { libc::sched_yield() };
 }
 
 #[cfg(test)]

@@ -69,6 +69,11 @@ impl Ttyward {
         Ttyward::spawn(&["--data-dir", dir, "run"], "info", log)
     }
 
+    /// `ttyward ARGS...` with `TTYWARD_LOG=filter` and the log going to `log`.
+    pub fn start_logging_to(args: &[&str], filter: &str, log: Stdio) -> Ttyward {
+        Ttyward::spawn(args, filter, log)
+    }
+
     pub fn start(args: &[&str]) -> Ttyward {
         Ttyward::start_with_log(args, "info")
     }
