@@ -256,11 +256,21 @@ pub fn build_runtime(
     if max.is_zero() {
         return Ok((builder.build()?, Err("turned off".into())));
     }
+    // Busy polling is an optimisation: nothing here may keep the runtime
+    // from starting (no /proc, no kcmp), it only stays off.
+    let before = match epoll_descriptors() {
+        Ok(fds) => fds,
+        Err(e) => {
+            return Ok((
+                builder.build()?,
+                Err(format!("cannot list descriptors: {e}")),
+            ));
+        }
+    };
     // The hooks are set before the runtime (and so its epoll instance)
     // exists; they find the poller here once it does.
     let cell: Arc<OnceLock<Arc<BusyPoll>>> = Arc::default();
     let (on_park, on_unpark) = (cell.clone(), cell.clone());
-    let before = epoll_descriptors()?;
     let runtime = builder
         .on_thread_park(move || {
             if let Some(p) = on_park.get() {
@@ -273,18 +283,24 @@ pub fn build_runtime(
             }
         })
         .build()?;
-    let new: Vec<RawFd> = epoll_descriptors()?
-        .into_iter()
-        .filter(|fd| !before.contains(fd))
-        .collect();
-    let reactor = match one_instance(&new) {
-        Ok(fd) => fd,
-        Err(why) => return Ok((runtime, Err(why))),
-    };
-    let reactor = sys::dup_foreign(reactor)?;
-    let poller = Arc::new(BusyPoll::new(reactor, max));
-    let _ = cell.set(poller.clone());
-    Ok((runtime, Ok(poller)))
+    let poller = epoll_descriptors()
+        .map_err(|e| format!("cannot list descriptors: {e}"))
+        .and_then(|after| {
+            let new: Vec<RawFd> = after
+                .into_iter()
+                .filter(|fd| !before.contains(fd))
+                .collect();
+            one_instance(&new)
+        })
+        .and_then(|fd| {
+            sys::dup_foreign(fd).map_err(|e| format!("cannot duplicate the epoll descriptor: {e}"))
+        })
+        .map(|reactor| {
+            let poller = Arc::new(BusyPoll::new(reactor, max));
+            let _ = cell.set(poller.clone());
+            poller
+        });
+    Ok((runtime, poller))
 }
 
 #[cfg(test)]
