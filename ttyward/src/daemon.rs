@@ -75,13 +75,7 @@ pub async fn serve(
     service: Service,
     on_ready: impl FnOnce(&ttyward_engine::Engine),
 ) -> Result<(), Failure> {
-    // A file-size limit (RLIMIT_FSIZE) must make a store write fail with
-    // EFBIG, which the event log counts and survives, instead of killing
-    // the daemon and every serial port with it. A registered handler
-    // replaces SIGXFSZ's default action for the life of the process.
-    let _xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
-        nix::sys::signal::Signal::SIGXFSZ as i32,
-    ));
+    serve::survive_file_size_limit();
     let administrator = service.has_administrator().await.map_err(runtime)?;
     let setup_code = if administrator {
         None

@@ -32,6 +32,7 @@ pub async fn run(
     tls: Option<std::sync::Arc<dyn ttyward_engine::tls::TlsSource>>,
     on_ready: impl FnOnce(&Engine),
 ) -> Result<(), Failure> {
+    survive_file_size_limit();
     let engine = Engine::start_with_tls(config, EventSink::new(256), tls)
         .map_err(|e| Failure::Config(e.to_string()))?;
     let stop = shutdown_signal().map_err(|e| Failure::Runtime(e.into()))?;
@@ -48,6 +49,20 @@ pub async fn run(
         tracing::warn!("some sessions did not finish within {DRAIN_GRACE:?}");
     }
     Ok(())
+}
+
+/// A file-size limit (RLIMIT_FSIZE) must make a write fail with EFBIG,
+/// which the event log counts and a log line is dropped for, instead of
+/// killing the process and every serial port with it. A registered handler
+/// replaces SIGXFSZ's default action for the life of the process (tokio
+/// never restores it), so the stream itself need not be kept.
+pub fn survive_file_size_limit() {
+    let xfsz = tokio::signal::unix::SignalKind::from_raw(nix::sys::signal::Signal::SIGXFSZ as i32);
+    if let Err(e) = tokio::signal::unix::signal(xfsz) {
+        tracing::warn!(
+            "SIGXFSZ keeps its default action (a file-size limit would stop ttyward): {e}"
+        );
+    }
 }
 
 /// How long ports may take to open their devices before start-up pages

@@ -498,6 +498,48 @@ fn visit(port: u16, pty: &PtyPair, byte: u8) {
     );
 }
 
+/// `bridge` too: its log (stderr) is a file past RLIMIT_FSIZE, so every log
+/// line — each session's "opened" and "closed" — fails with EFBIG. SIGXFSZ
+/// would kill it at the first one; the bridge lives on and serves.
+#[test]
+fn a_bridge_logging_to_a_full_file_keeps_serving() {
+    let dir = TempDir::new("bridge-fsize");
+    let log_path = dir.path().join("bridge.log");
+    std::fs::write(&log_path, "earlier log lines\n".repeat(512)).expect("log file");
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .expect("open log");
+    let pty = PtyPair::open().expect("pty");
+    let pair = format!("{}@127.0.0.1:0", pty.slave_path.display());
+    // Room for a client whose predecessor's close is still being noticed.
+    let bridge = Ttyward::start_logging_to(
+        &["bridge", &pair, "--max-connections", "8"],
+        "info",
+        log.into(),
+    );
+    let pid = bridge.pid();
+    let port = bridge.listeners[0].1;
+    let hard = fsize_limits(pid).1;
+    set_fsize(pid, &format!("4096:{hard}"));
+    let before = std::fs::metadata(&log_path).expect("log").len();
+    for n in 0..3 {
+        visit(port, &pty, b'a' + n);
+    }
+    let mut client = connect_when_served(("127.0.0.1", port), &pty);
+    write_fd_all(&pty.master, b"from the device", Duration::from_secs(20));
+    assert_eq!(
+        read_exact_timeout(&mut client, 15, Duration::from_secs(20)),
+        b"from the device"
+    );
+    assert_eq!(
+        std::fs::metadata(&log_path).expect("log").len(),
+        before,
+        "no log line got past the limit"
+    );
+    assert_eq!(bridge.stop(), Some(0), "the bridge was still running");
+}
+
 /// With RLIMIT_FSIZE below the database's size every event-log write fails
 /// (EFBIG, SIGXFSZ ignored): the daemon lives on and 1 MiB device → client
 /// and 256 KiB client → device arrive intact; once the limit is lifted the
