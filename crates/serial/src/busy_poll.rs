@@ -8,8 +8,9 @@
 //! 10–20 µs a time on the machines we measure, most of a 60 µs round trip.
 //! Polling the runtime's epoll instance instead of sleeping takes the
 //! bridge's own wake-up out of the path and leaves its CPU free to run the
-//! pty worker the other side wakes (round trip 60–75 µs → 40–50 µs, see
-//! docs/BENCHMARKS.md).
+//! pty worker the other side wakes (1-byte round trip of the benchmark's
+//! quick runs 60–65 µs → 47–50 µs; see docs/BENCHMARKS.md for the full
+//! runs, where the host's own slow periods remain).
 //!
 //! Spinning costs CPU, so it is only done while it pays:
 //!
@@ -29,8 +30,9 @@
 //! unpark callbacks and polls (level-triggered, consuming nothing) a
 //! duplicate of the descriptor of the epoll instance the runtime built. That
 //! instance is found by comparing the process's epoll descriptors before and
-//! after the runtime is built; with anything but exactly one new one, busy
-//! polling stays off.
+//! after the runtime is built (mio holds two descriptors of it; `kcmp` tells
+//! they are one); with anything but one new instance, or without `/proc`,
+//! busy polling stays off and the runtime runs as before.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
