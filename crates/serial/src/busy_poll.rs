@@ -164,13 +164,16 @@ impl BusyPoll {
         };
         let start = Instant::now();
         let budget = state.policy.budget(moved, start);
-        let caught = !budget.is_zero() && self.spin(start + budget);
-        if !budget.is_zero() {
+        let caught = if budget.is_zero() {
+            false
+        } else {
             self.stats.spins.fetch_add(1, Relaxed);
+            let caught = self.spin(start + budget);
             if caught {
                 self.stats.caught.fetch_add(1, Relaxed);
             }
-        }
+            caught
+        };
         state.parked = Some((start, caught));
     }
 
@@ -247,9 +250,9 @@ fn one_instance(descriptors: &[RawFd]) -> Result<RawFd, String> {
 
 /// Builds `builder` (a current-thread runtime) with busy polling of at most
 /// `max` per park, where `moved` returns (and resets) the bytes moved since
-/// it was last called. Returns the poller too, or `None` with the reason
-/// busy polling is off: `max` is zero, or the runtime's epoll instance could
-/// not be told apart.
+/// it was last called. Returns the poller too, or the reason busy polling
+/// is off: `max` is zero, or the runtime's epoll instance could not be
+/// found or told apart (the runtime then runs without it).
 pub fn build_runtime(
     builder: &mut tokio::runtime::Builder,
     max: Duration,
