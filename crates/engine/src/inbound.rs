@@ -15,8 +15,17 @@
 //! The queue is the source of truth: `queued` counts items sent and not yet
 //! finished by the actor, and is changed only together with the queue, under
 //! the lock, so a direct write can never overtake queued data.
+//!
+//! The actor writes every data item it has taken from the queue in one
+//! `writev` ([`Pending`]): a pty or UART whose output queue is full takes a
+//! few KiB per writability event, and a chunk boundary inside that would
+//! otherwise cost a second system call for the same event (measured: 6320
+//! writes for 32 MiB, against 4228 for socat's blocking 8 KiB writes). It
+//! gathers only up to the first control request, which waits until the data
+//! before it is written.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -29,12 +38,82 @@ use crate::port::{Control, ControlError, PortSnapshot};
 /// One queued item.
 pub(crate) enum Inbound {
     Data(Bytes),
-    Control(Control, oneshot::Sender<Result<PortSnapshot, ControlError>>),
+    Control(Control, ControlReply),
 }
+
+/// The reply to a control request sent through the queue.
+pub(crate) type ControlReply = oneshot::Sender<Result<PortSnapshot, ControlError>>;
 
 /// The port actor has ended.
 #[derive(Debug)]
 pub(crate) struct Stopped;
+
+/// Most data items written in one system call.
+const GATHER: usize = 16;
+
+/// What the actor has taken from the queue and not yet finished: data items
+/// to write, oldest first, and the control request that came behind them.
+#[derive(Default)]
+pub(crate) struct Pending {
+    data: VecDeque<Bytes>,
+    control: Option<(Control, ControlReply)>,
+}
+
+impl Pending {
+    /// Nothing taken: time to wait on the queue.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.data.is_empty() && self.control.is_none()
+    }
+
+    /// Data is waiting to be written.
+    pub(crate) fn has_data(&self) -> bool {
+        !self.data.is_empty()
+    }
+
+    /// Take a data item received from the queue.
+    pub(crate) fn push_data(&mut self, data: Bytes) {
+        self.data.push_back(data);
+    }
+
+    /// The control request held back, once the data before it is written.
+    pub(crate) fn take_due_control(&mut self) -> Option<(Control, ControlReply)> {
+        if self.data.is_empty() {
+            self.control.take()
+        } else {
+            None
+        }
+    }
+
+    /// The device is gone: every item taken dies with it (a control request
+    /// is told so) and is finished.
+    pub(crate) fn abandon(&mut self, writer: &InboundWriter) {
+        for _ in self.data.drain(..) {
+            writer.finished();
+        }
+        if let Some((_, reply)) = self.control.take() {
+            let _ = reply.send(Err(ControlError::DeviceMissing));
+            writer.finished();
+        }
+    }
+
+    /// Drop `n` written bytes from the front; returns how many items that
+    /// finished.
+    fn advance(&mut self, mut n: usize) -> usize {
+        let mut done = 0;
+        while n > 0
+            && let Some(front) = self.data.front_mut()
+        {
+            let step = n.min(front.len());
+            front.advance(step);
+            n -= step;
+            if front.is_empty() {
+                self.data.pop_front();
+                done += 1;
+            }
+        }
+        done
+    }
+}
 
 #[derive(Default)]
 struct DirectState {
@@ -52,6 +131,12 @@ struct Direct {
 impl Direct {
     fn lock(&self) -> MutexGuard<'_, DirectState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `items` received are done with (written, applied or dropped).
+    fn finish(&self, items: usize) {
+        let mut state = self.lock();
+        state.queued = state.queued.saturating_sub(items);
     }
 }
 
@@ -113,7 +198,7 @@ impl InboundSender {
     pub(crate) async fn control(
         &self,
         control: Control,
-        reply: oneshot::Sender<Result<PortSnapshot, ControlError>>,
+        reply: ControlReply,
     ) -> Result<(), Stopped> {
         let permit = self.tx.reserve().await.map_err(|_| Stopped)?;
         let mut state = self.direct.lock();
@@ -128,6 +213,20 @@ impl InboundReceiver {
     /// Cancel-safe. `None` when every sender is gone.
     pub(crate) async fn recv(&mut self) -> Option<Inbound> {
         self.rx.recv().await
+    }
+
+    /// Move the data items already queued into `pending`, up to the first
+    /// control request (held there until the data before it is written).
+    /// Does not wait.
+    pub(crate) fn gather(&mut self, pending: &mut Pending) {
+        while pending.control.is_none() && pending.data.len() < GATHER {
+            match self.rx.try_recv() {
+                Ok(Inbound::Data(data)) if data.is_empty() => self.direct.finish(1),
+                Ok(Inbound::Data(data)) => pending.data.push_back(data),
+                Ok(Inbound::Control(control, reply)) => pending.control = Some((control, reply)),
+                Err(_) => break,
+            }
+        }
     }
 
     /// Items (data chunks, control requests) sent and not yet done with.
@@ -156,25 +255,29 @@ impl InboundWriter {
 
     /// One item received is done with (written, applied or dropped).
     pub(crate) fn finished(&self) {
-        let mut state = self.direct.lock();
-        state.queued = state.queued.saturating_sub(1);
+        self.direct.finish(1);
     }
 
-    /// Write (the rest of) the current data item, under the lock direct
-    /// writers take. A write that takes the whole buffer finishes the item
-    /// in the same critical section.
+    /// Write the pending data items in one system call, under the lock
+    /// direct writers take. Items written whole are finished in the same
+    /// critical section. Returns the bytes written.
     pub(crate) fn poll_write(
         &self,
         cx: &mut Context<'_>,
         device: &dyn SerialDevice,
-        buf: &[u8],
+        pending: &mut Pending,
     ) -> Poll<io::Result<usize>> {
+        let mut slices = [IoSlice::new(&[]); GATHER];
+        let mut count = 0;
+        for (slot, data) in slices.iter_mut().zip(&pending.data) {
+            *slot = IoSlice::new(data);
+            count += 1;
+        }
         let mut state = self.direct.lock();
-        let r = device.poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r
-            && n >= buf.len()
-        {
-            state.queued = state.queued.saturating_sub(1);
+        let r = device.poll_write_vectored(cx, slices.get(..count).unwrap_or_default());
+        if let Poll::Ready(Ok(n)) = r {
+            let done = pending.advance(n);
+            state.queued = state.queued.saturating_sub(done);
         }
         r
     }
@@ -205,11 +308,13 @@ mod tests {
 
     use super::*;
 
-    /// A device that takes at most `room` more bytes, and records them.
+    /// A device that takes at most `room` more bytes, and records them and
+    /// how many writes it took.
     #[derive(Default)]
     struct Tank {
         room: Mutex<usize>,
         taken: Mutex<Vec<u8>>,
+        writes: Mutex<usize>,
     }
 
     impl Tank {
@@ -223,6 +328,9 @@ mod tests {
         }
         fn add_room(&self, n: usize) {
             *self.room.lock().unwrap() += n;
+        }
+        fn writes(&self) -> usize {
+            *self.writes.lock().unwrap()
         }
     }
 
@@ -238,6 +346,23 @@ mod tests {
             }
             *room -= n;
             self.taken.lock().unwrap().extend_from_slice(&buf[..n]);
+            *self.writes.lock().unwrap() += 1;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            &self,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            let mut room = self.room.lock().unwrap();
+            let n = all.len().min(*room);
+            if n == 0 {
+                return Poll::Pending;
+            }
+            *room -= n;
+            self.taken.lock().unwrap().extend_from_slice(&all[..n]);
+            *self.writes.lock().unwrap() += 1;
             Poll::Ready(Ok(n))
         }
         fn apply(&self, _: &SerialSettings) -> Result<(), SerialError> {
@@ -268,19 +393,25 @@ mod tests {
 
     /// Play the actor for one data item: write all of it.
     async fn actor_writes(rx: &mut InboundReceiver, tank: &Tank) -> Vec<u8> {
-        let Some(Inbound::Data(mut data)) = rx.recv().await else {
+        let Some(Inbound::Data(data)) = rx.recv().await else {
             panic!("expected data");
         };
-        let writer = rx.writer();
         let item = data.to_vec();
-        while !data.is_empty() {
-            tank.add_room(data.len());
-            let n = poll_fn(|cx| writer.poll_write(cx, tank, &data))
+        let mut pending = Pending::default();
+        pending.push_data(data);
+        write_all(rx, tank, &mut pending).await;
+        item
+    }
+
+    /// Play the actor writing everything pending, making room as it goes.
+    async fn write_all(rx: &InboundReceiver, tank: &Tank, pending: &mut Pending) {
+        let writer = rx.writer();
+        while pending.has_data() {
+            tank.add_room(pending.data.iter().map(Bytes::len).sum());
+            poll_fn(|cx| writer.poll_write(cx, tank, pending))
                 .await
                 .unwrap();
-            data.advance(n);
         }
-        item
     }
 
     #[tokio::test]
@@ -331,5 +462,67 @@ mod tests {
         let (tx, rx) = channel(4);
         assert_eq!(tx.data(Bytes::from_static(b"z")).await.unwrap(), 0);
         assert_eq!(rx.direct.lock().queued, 1);
+    }
+
+    #[tokio::test]
+    async fn writes_every_queued_chunk_in_one_call() {
+        let (tx, mut rx) = channel(8);
+        let tank = Tank::with_room(2);
+        rx.writer().set_device(Some(tank.clone()));
+        // "ab" goes straight in; the rest queues as three items.
+        tx.data(Bytes::from_static(b"abcd")).await.unwrap();
+        tx.data(Bytes::from_static(b"efg")).await.unwrap();
+        tx.data(Bytes::from_static(b"hi")).await.unwrap();
+        assert_eq!(rx.items_queued(), 3);
+        let mut pending = Pending::default();
+        rx.gather(&mut pending);
+        let before = tank.writes();
+        write_all(&rx, &tank, &mut pending).await;
+        assert_eq!(tank.writes() - before, 1);
+        assert_eq!(tank.taken(), b"abcdefghi");
+        assert_eq!(rx.items_queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_short_write_finishes_only_the_items_written_whole() {
+        let (tx, mut rx) = channel(8);
+        let tank = Tank::with_room(0);
+        rx.writer().set_device(Some(tank.clone()));
+        tx.data(Bytes::from_static(b"abc")).await.unwrap();
+        tx.data(Bytes::from_static(b"def")).await.unwrap();
+        let mut pending = Pending::default();
+        rx.gather(&mut pending);
+        tank.add_room(4);
+        let writer = rx.writer();
+        let n = poll_fn(|cx| writer.poll_write(cx, &*tank, &mut pending))
+            .await
+            .unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(rx.items_queued(), 1);
+        assert_eq!(pending.data, [Bytes::from_static(b"ef")]);
+    }
+
+    #[tokio::test]
+    async fn gathering_stops_at_a_control_request_until_the_data_before_it_is_written() {
+        let (tx, mut rx) = channel(8);
+        let tank = Tank::with_room(0);
+        rx.writer().set_device(Some(tank.clone()));
+        tx.data(Bytes::from_static(b"before")).await.unwrap();
+        let (reply, _) = oneshot::channel();
+        tx.control(Control::Break(true), reply).await.unwrap();
+        tx.data(Bytes::from_static(b"after")).await.unwrap();
+        let mut pending = Pending::default();
+        rx.gather(&mut pending);
+        assert_eq!(pending.data, [Bytes::from_static(b"before")]);
+        assert!(pending.take_due_control().is_none());
+        write_all(&rx, &tank, &mut pending).await;
+        assert_eq!(tank.taken(), b"before");
+        assert!(matches!(
+            pending.take_due_control(),
+            Some((Control::Break(true), _))
+        ));
+        rx.writer().finished();
+        rx.gather(&mut pending);
+        assert_eq!(pending.data, [Bytes::from_static(b"after")]);
     }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::task::ready;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use ttyward_core::config::{PortConfig, SessionPolicy};
@@ -33,7 +33,7 @@ use ttyward_serial::{
 
 use crate::counters::{PortCounters, add, add_device_bytes};
 use crate::event::{EventKind, EventSink};
-use crate::inbound::{self, Inbound, InboundReceiver, InboundSender, InboundWriter};
+use crate::inbound::{self, Inbound, InboundReceiver, InboundSender, InboundWriter, Pending};
 use crate::outbox::{CloseReason, Outbox, Push};
 
 /// Largest single read from the device.
@@ -470,13 +470,10 @@ impl PortActor {
         let device: Arc<dyn SerialDevice> = Arc::from(device);
         let writer = self.inbound.writer();
         writer.set_device(Some(device.clone()));
-        let mut pending = Bytes::new();
+        let mut pending = Pending::default();
         let ended = self.forward(&*device, &writer, &mut pending).await;
         writer.set_device(None);
-        if !pending.is_empty() {
-            // The data item being written dies with the device.
-            writer.finished();
-        }
+        pending.abandon(&writer);
         ended
     }
 
@@ -484,7 +481,7 @@ impl PortActor {
         &mut self,
         dev: &dyn SerialDevice,
         writer: &InboundWriter,
-        pending: &mut Bytes,
+        pending: &mut Pending,
     ) -> Ended {
         // Device output is read straight into a block that the chunks are
         // then split off (no copy); a block is reused once every chunk cut
@@ -506,6 +503,11 @@ impl PortActor {
         let modem_wanted = shared.modem_wanted.notified();
         tokio::pin!(cancelled, modem_wanted);
         loop {
+            self.inbound.gather(pending);
+            if let Some((control, reply)) = pending.take_due_control() {
+                let _ = reply.send(self.control(dev, control, false));
+                writer.finished();
+            }
             let any_behind = self.outboxes.iter().any(|o| o.is_behind());
             let paused = any_behind && self.outboxes.iter().all(|o| o.is_behind());
             let pack_deadline = self.packer.as_ref().and_then(Packer::poll_timeout);
@@ -541,9 +543,9 @@ impl PortActor {
                     Ok(_) => self.forward_device_output(rbuf.split().freeze(), &mut frames),
                     Err(e) => return Ended::Lost(e.to_string()),
                 },
-                msg = self.inbound.recv(), if pending.is_empty() => match msg {
+                msg = self.inbound.recv(), if pending.is_idle() => match msg {
                     // Written (and finished) by the branch below.
-                    Some(Inbound::Data(data)) if !data.is_empty() => *pending = data,
+                    Some(Inbound::Data(data)) if !data.is_empty() => pending.push_data(data),
                     Some(Inbound::Data(_)) => writer.finished(),
                     Some(Inbound::Control(control, reply)) => {
                         let _ = reply.send(self.control(dev, control, false));
@@ -551,11 +553,8 @@ impl PortActor {
                     }
                     None => return Ended::Stopped,
                 },
-                r = poll_fn(|cx| writer.poll_write(cx, dev, pending)), if !pending.is_empty() => match r {
-                    Ok(n) => {
-                        add_device_bytes(&self.shared.counters.device_tx_bytes, n);
-                        pending.advance(n.min(pending.len()));
-                    }
+                r = poll_fn(|cx| writer.poll_write(cx, dev, pending)), if pending.has_data() => match r {
+                    Ok(n) => add_device_bytes(&self.shared.counters.device_tx_bytes, n),
                     Err(e) => return Ended::Lost(e.to_string()),
                 },
                 _ = drained.notified(), if paused => {}

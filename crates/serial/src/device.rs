@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::PathBuf;
 use std::task::{Context, Poll};
 
@@ -62,6 +62,21 @@ pub trait SerialDevice: Send + Sync + 'static {
     /// Write to the device; returns how many bytes were accepted (at least 1
     /// for a non-empty buffer) or `Pending` while the device buffer is full.
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    /// As [`SerialDevice::poll_write`], from several buffers in order. The
+    /// engine hands over every chunk it has queued, so a device whose
+    /// queue has room for more than the first chunk takes it in one system
+    /// call instead of one per chunk. The default writes the first
+    /// non-empty buffer.
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(buf) => self.poll_write(cx, buf),
+            None => Poll::Ready(Ok(0)),
+        }
+    }
     /// Apply all settings (termios + RS-485). A real tty reads the settings
     /// back and fails if the driver changed the baud rate or dropped RTS/CTS
     /// or mark/space parity; on failure the previous line settings stay.

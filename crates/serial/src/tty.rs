@@ -61,7 +61,7 @@
 //! [`crate::error::io_is_missing`] classifies it as "device gone".
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read};
+use std::io::{self, IoSlice, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -301,6 +301,14 @@ impl SerialDevice for TtyDevice {
 
     fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.writes.poll_write(cx, self.fd.get_ref(), buf)
+    }
+
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.writes.poll_write_vectored(cx, self.fd.get_ref(), bufs)
     }
 
     fn apply(&self, settings: &SerialSettings) -> Result<(), SerialError> {

@@ -19,7 +19,7 @@
 //! again within a few messages.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
@@ -58,20 +58,42 @@ impl WriteWatch {
         file: &File,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let write = |b: &[u8]| (&*file).write(b);
-        if buf.is_empty() {
+        self.poll_write_with(cx, file, buf.len(), |f| f.write(buf))
+    }
+
+    /// As [`WriteWatch::poll_write`], gathering `bufs` into one `writev`.
+    pub(crate) fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        file: &File,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.poll_write_with(cx, file, len, |f| f.write_vectored(bufs))
+    }
+
+    /// The watch around one write of `len` bytes made by `write`.
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        file: &File,
+        len: usize,
+        write_to: impl Fn(&mut &File) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let write = || write_to(&mut &*file);
+        if len == 0 {
             return Poll::Ready(Ok(0));
         }
         let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let Some(registered) = watch.as_mut() else {
-                match write(buf) {
+                match write() {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         *watch = Some(register(file)?);
                         continue;
                     }
-                    Ok(n) if n < buf.len() => {
+                    Ok(n) if n < len => {
                         // The queue is full now: the next write would only
                         // say EAGAIN, so start watching already.
                         *watch = Some(register(file)?);
@@ -81,7 +103,7 @@ impl WriteWatch {
                 }
             };
             let mut guard = ready!(registered.fd.poll_write_ready(cx))?;
-            match write(buf) {
+            match write() {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Clears only the readiness this guard saw: an event
@@ -90,7 +112,7 @@ impl WriteWatch {
                     registered.calm = 0;
                     continue;
                 }
-                Ok(n) if n < buf.len() => {
+                Ok(n) if n < len => {
                     guard.clear_ready();
                     registered.calm = 0;
                     return Poll::Ready(Ok(n));

@@ -245,6 +245,49 @@ async fn a_write_to_a_full_device_waits_for_room_then_stops_watching() {
 }
 
 #[tokio::test]
+async fn a_vectored_write_sends_its_buffers_in_order_in_one_call() {
+    let (master, device) = pty_device(&SerialSettings::default());
+    let first: Vec<u8> = (0u8..=255).collect();
+    let bufs = [
+        std::io::IoSlice::new(b"abc"),
+        std::io::IoSlice::new(b""),
+        std::io::IoSlice::new(&first),
+    ];
+    let n = std::future::poll_fn(|cx| device.poll_write_vectored(cx, &bufs))
+        .await
+        .unwrap();
+    // The queue has room for all of it: one call takes every buffer.
+    assert_eq!(n, 3 + first.len());
+    let mut want = b"abc".to_vec();
+    want.extend_from_slice(&first);
+    assert_eq!(master_read_exactly(&master, want.len()).await, want);
+
+    // Into a full queue: whatever is taken is the front of the buffers, in
+    // order, across the boundary between them.
+    let a: Vec<u8> = (0..4096u32).map(|i| (i % 241) as u8).collect();
+    let b: Vec<u8> = (0..4096u32).map(|i| (i % 239) as u8 ^ 0x55).collect();
+    let mut sent = Vec::new();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..256 {
+        let bufs = [std::io::IoSlice::new(&a), std::io::IoSlice::new(&b)];
+        match device.poll_write_vectored(&mut cx, &bufs) {
+            std::task::Poll::Ready(Ok(n)) => {
+                let both: Vec<u8> = a.iter().chain(&b).copied().collect();
+                sent.extend_from_slice(&both[..n]);
+            }
+            std::task::Poll::Ready(Err(e)) => panic!("write failed: {e}"),
+            std::task::Poll::Pending => break,
+        }
+    }
+    let bufs = [std::io::IoSlice::new(&a)];
+    assert!(
+        device.poll_write_vectored(&mut cx, &bufs).is_pending(),
+        "the queue filled up"
+    );
+    assert_eq!(master_read_exactly(&master, sent.len()).await, sent);
+}
+
+#[tokio::test]
 async fn break_on_a_pty_succeeds() {
     let (_master, device) = pty_device(&SerialSettings::default());
     device.set_break(true).unwrap();
