@@ -278,10 +278,12 @@ impl Shared {
         if self.count_data() && driver {
             self.connection_up(&link.session).await;
         }
-        let paired = self.pair_data(peer.ip(), &link);
-        if paired && driver {
+        self.pair_data(peer.ip(), &link);
+        if driver {
             // npreal2 sends PORT_INIT right after connecting; device output
-            // waits for it in this session's queue.
+            // waits for it in this session's queue. Also while the command
+            // connection has not come yet (the two are accepted by separate
+            // tasks, in either order): it marks this link once paired.
             let mut init = link.initialised.subscribe();
             tokio::select! {
                 _ = init.wait_for(|done| *done) => {}
@@ -323,20 +325,19 @@ impl Shared {
     }
 
     /// Pair a data connection with a waiting command connection of the
-    /// same peer, or leave it for one to come; true when paired.
-    fn pair_data(&self, ip: IpAddr, link: &Arc<Link>) -> bool {
+    /// same peer, or leave it for one to come.
+    fn pair_data(&self, ip: IpAddr, link: &Arc<Link>) {
         let mut pairs = self.pairs();
         let mut weak = Arc::downgrade(link);
         while let Some(i) = pairs.waiting_commands.iter().position(|(a, _)| *a == ip) {
             let (_, tx) = pairs.waiting_commands.remove(i);
             match tx.send(weak) {
-                Ok(()) => return true,
+                Ok(()) => return,
                 // That command connection gave up meanwhile: try the next.
                 Err(back) => weak = back,
             }
         }
         pairs.unpaired_data.push((ip, weak));
-        false
     }
 
     /// Forget a data connection; true when it was the last one open.
