@@ -55,8 +55,9 @@ struct Cli {
     /// Microseconds the runtime may busy-poll before it sleeps, while
     /// request/response traffic keeps waking it that soon (adaptive; never
     /// after bulk transfers). Cuts a round trip on virtual machines, where
-    /// waking an idle CPU is slow. 0 turns it off; only with --workers 1.
-    #[arg(long, global = true, env = "TTYWARD_BUSY_POLL", default_value_t = 50, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    /// waking an idle CPU is slow. The default is the kernel's own guest
+    /// halt-poll limit. 0 turns it off; only with --workers 1.
+    #[arg(long, global = true, env = "TTYWARD_BUSY_POLL", default_value_t = 200, value_parser = clap::value_parser!(u16).range(0..=1000))]
     busy_poll: u16,
     /// Log filter (tracing syntax), e.g. "debug" or "ttyward_engine=debug".
     #[arg(long, global = true, env = "TTYWARD_LOG", default_value = "info")]

@@ -5,12 +5,14 @@
 //! round trip (network → bridge → pty worker → device, and back), and each
 //! crossing wakes a task on a CPU that went idle. On a virtual machine an
 //! idle vCPU halts, and waking it costs a VM exit and an interrupt injection:
-//! 10–20 µs a time on the machines we measure, most of a 60 µs round trip.
-//! Polling the runtime's epoll instance instead of sleeping takes the
+//! 10–45 µs a time on the machines we measure, most of a 60–170 µs round
+//! trip. Polling the runtime's epoll instance instead of sleeping takes the
 //! bridge's own wake-up out of the path and leaves its CPU free to run the
 //! pty worker the other side wakes (1-byte round trip of the benchmark's
-//! quick runs 60–65 µs → 47–50 µs; see docs/BENCHMARKS.md for the full
-//! runs, where the host's own slow periods remain).
+//! quick runs: 60–65 µs → 47–50 µs on one host; 160–170 µs → 59–68 µs on
+//! another, where the answer takes about 100 µs to come back and only a
+//! window of 200 µs — the binary's default, as the kernel's
+//! `guest_halt_poll_ns` — catches it; see docs/BENCHMARKS.md).
 //!
 //! Spinning costs CPU, so it is only done while it pays:
 //!
