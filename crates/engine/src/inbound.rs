@@ -332,13 +332,8 @@ mod tests {
         fn writes(&self) -> usize {
             *self.writes.lock().unwrap()
         }
-    }
-
-    impl SerialDevice for Tank {
-        fn poll_read(&self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
-            Poll::Pending
-        }
-        fn poll_write(&self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        /// One write: as much of `buf` as there is room for.
+        fn take(&self, buf: &[u8]) -> Poll<io::Result<usize>> {
             let mut room = self.room.lock().unwrap();
             let n = buf.len().min(*room);
             if n == 0 {
@@ -349,21 +344,22 @@ mod tests {
             *self.writes.lock().unwrap() += 1;
             Poll::Ready(Ok(n))
         }
+    }
+
+    impl SerialDevice for Tank {
+        fn poll_read(&self, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_write(&self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.take(buf)
+        }
         fn poll_write_vectored(
             &self,
             _: &mut Context<'_>,
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
             let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-            let mut room = self.room.lock().unwrap();
-            let n = all.len().min(*room);
-            if n == 0 {
-                return Poll::Pending;
-            }
-            *room -= n;
-            self.taken.lock().unwrap().extend_from_slice(&all[..n]);
-            *self.writes.lock().unwrap() += 1;
-            Poll::Ready(Ok(n))
+            self.take(&all)
         }
         fn apply(&self, _: &SerialSettings) -> Result<(), SerialError> {
             Ok(())
