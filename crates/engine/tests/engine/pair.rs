@@ -204,6 +204,10 @@ async fn pair_master_reconnects_after_the_slave_restarts() {
 
     // The slave goes away: the master's device is told by RTS/DTR low.
     assert!(slave_engine.engine.shutdown(WAIT).await);
+    // Hold the port, bound but not listening (the master's dials are
+    // refused), so that no other test's listener on an ephemeral port gets
+    // it meanwhile and receives this master's link instead.
+    let placeholder = hold_port(addr);
     master_engine
         .port_event(1, "link closed", |k| {
             matches!(k, EventKind::SessionClosed { .. })
@@ -221,6 +225,7 @@ async fn pair_master_reconnects_after_the_slave_restarts() {
 
     // Back on the same port: the master finds it and the link carries
     // data and lines again.
+    drop(placeholder);
     let mut slave_engine = Running::start(vec![pair_port(&b, 2, slave(addr.port()))]);
     assert_eq!(slave_engine.addr(), addr);
     master_engine.linked(1).await;
@@ -228,6 +233,17 @@ async fn pair_master_reconnects_after_the_slave_restarts() {
     holds(&a, "B's lines on A again", |a| a.rts() && a.dtr()).await;
     crosses(&a, &b, &all_bytes(7)).await;
     crosses(&b, &a, b"second link").await;
+}
+
+/// A socket bound to `addr` without listening: connections to it are
+/// refused, and nobody else can bind it while it lives.
+fn hold_port(addr: SocketAddr) -> socket2::Socket {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    // As tokio's listeners do, so that the slave can bind it again after.
+    s.set_reuse_address(true).expect("SO_REUSEADDR");
+    s.bind(&addr.into()).expect("bind the slave's port");
+    s
 }
 
 /// Read until the peer closes, within `WAIT`; returns what it sent.
