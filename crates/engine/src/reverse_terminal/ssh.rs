@@ -229,6 +229,14 @@ pub(super) async fn serve(stream: TcpStream, mut conn: Connection) {
             },
         }
     };
+    // A client that logs in and leaves at once (an exec request, refused)
+    // can end the connection before its login step was taken above; its
+    // logout must still be logged.
+    if identity.is_none()
+        && let Ok(Step::LoggedIn(id)) = steps.try_recv()
+    {
+        identity = Some(id);
+    }
     let reason = match (channel, &identity) {
         (Some(channel), Some(identity)) => match conn.admit(identity).await {
             Ok(console) => {
