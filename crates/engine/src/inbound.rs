@@ -74,11 +74,6 @@ impl Pending {
         !self.data.is_empty()
     }
 
-    /// Take a data item received from the queue.
-    pub(crate) fn push_data(&mut self, data: Bytes) {
-        self.data.push_back(data);
-    }
-
     /// The control request held back, once the data before it is written.
     pub(crate) fn take_due_control(&mut self) -> Option<(Control, ControlReply)> {
         if self.data.is_empty() {
@@ -225,11 +220,20 @@ impl InboundReceiver {
     pub(crate) fn gather(&mut self, pending: &mut Pending) {
         while pending.control.is_none() && pending.data.len() < GATHER {
             match self.rx.try_recv() {
-                Ok(Inbound::Data(data)) if data.is_empty() => self.direct.finish(1),
-                Ok(Inbound::Data(data)) => pending.data.push_back(data),
-                Ok(Inbound::Control(control, reply)) => pending.control = Some((control, reply)),
+                Ok(item) => self.hold(item, pending),
                 Err(_) => break,
             }
+        }
+    }
+
+    /// Put a received item into `pending`: data to be written, a control
+    /// request to be applied once that data is written. An empty data item
+    /// is finished at once.
+    pub(crate) fn hold(&self, item: Inbound, pending: &mut Pending) {
+        match item {
+            Inbound::Data(data) if data.is_empty() => self.direct.finish(1),
+            Inbound::Data(data) => pending.data.push_back(data),
+            Inbound::Control(control, reply) => pending.control = Some((control, reply)),
         }
     }
 
@@ -272,11 +276,10 @@ impl InboundWriter {
         pending: &mut Pending,
     ) -> Poll<io::Result<usize>> {
         let mut slices = [IoSlice::new(&[]); GATHER];
-        let mut count = 0;
         for (slot, data) in slices.iter_mut().zip(&pending.data) {
             *slot = IoSlice::new(data);
-            count += 1;
         }
+        let count = pending.data.len().min(GATHER);
         let mut state = self.direct.lock();
         let r = device.poll_write_vectored(cx, slices.get(..count).unwrap_or_default());
         if let Poll::Ready(Ok(n)) = r {
@@ -398,7 +401,7 @@ mod tests {
         };
         let item = data.to_vec();
         let mut pending = Pending::default();
-        pending.push_data(data);
+        rx.hold(Inbound::Data(data), &mut pending);
         write_all(rx, tank, &mut pending).await;
         item
     }

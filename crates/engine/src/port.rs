@@ -544,13 +544,9 @@ impl PortActor {
                     Err(e) => return Ended::Lost(e.to_string()),
                 },
                 msg = self.inbound.recv(), if pending.is_idle() => match msg {
-                    // Written (and finished) by the branch below.
-                    Some(Inbound::Data(data)) if !data.is_empty() => pending.push_data(data),
-                    Some(Inbound::Data(_)) => writer.finished(),
-                    Some(Inbound::Control(control, reply)) => {
-                        let _ = reply.send(self.control(dev, control, false));
-                        writer.finished();
-                    }
+                    // Data is written by the branch below, a control request
+                    // applied at the top of the loop.
+                    Some(item) => self.inbound.hold(item, pending),
                     None => return Ended::Stopped,
                 },
                 r = poll_fn(|cx| writer.poll_write(cx, dev, pending)), if pending.has_data() => match r {
